@@ -1,0 +1,15 @@
+//! `GET /api/v1/projects/{id}`: one of the caller's projects.
+
+use shared::ApiError;
+use shared::db::projects;
+use shared::http::{ApiResult, ok, path_uuid};
+use shared::lambda_http::Request;
+use shared::projects::ProjectView;
+use shared::state::ApiState;
+
+pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+    let user = state.current_user(&req).await?;
+    let id = path_uuid(&req, "id")?;
+    let project = projects::find_owned(&state.db, user.id, id).await?.ok_or(ApiError::NotFound("project"))?;
+    ok(&ProjectView::from(project))
+}

@@ -1,0 +1,14 @@
+//! `PATCH /api/v1/user/profile`: a true partial update; only the fields sent change.
+
+use shared::db::users;
+use shared::http::{ApiResult, json_body, ok};
+use shared::lambda_http::Request;
+use shared::profile::{ProfilePatch, ProfileView};
+use shared::state::ApiState;
+
+pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+    let user = state.current_user(&req).await?;
+    let changes = json_body::<ProfilePatch>(&req)?.validate()?;
+    let updated = users::update_profile(&state.db, user.id, &changes).await?;
+    ok(&ProfileView::from(updated))
+}

@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS usage_ledger;
+DROP FUNCTION IF EXISTS usage_ledger_append_only();
+DROP TABLE IF EXISTS settings;
+DROP TABLE IF EXISTS processed_events;
+DROP TABLE IF EXISTS invoices;
+DROP TABLE IF EXISTS subscriptions;
+DROP TABLE IF EXISTS plans;
+DROP TABLE IF EXISTS jobs;
+DROP TABLE IF EXISTS images;
+DROP TABLE IF EXISTS projects;
+DROP TABLE IF EXISTS users;
+DROP FUNCTION IF EXISTS set_updated_at();

@@ -1,0 +1,55 @@
+//! Postgres access, one module per aggregate. Every query that touches a user's data takes the
+//! owner's id and filters by it in SQL, so "not yours" and "does not exist" are the same answer.
+
+pub mod migrate;
+pub mod plans;
+pub mod projects;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::DatabaseConfig;
+
+/// The migrations in `migrations/`, embedded in every binary that runs them.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// A lazily-connecting pool: init never blocks on (or fails because of) the database, so a
+/// database outage shows up as a 503 from `/health` rather than a crash loop.
+pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::config::ConfigError> {
+    // A request must never hang a Lambda until its timeout.
+    let options = connect_options(config)?
+        .options([("statement_timeout", "10s"), ("idle_in_transaction_session_timeout", "30s")]);
+    Ok(pool_with(config, options))
+}
+
+/// Connection options from `DATABASE_URL`, without the request-path timeouts (migrations may
+/// legitimately run longer than a request).
+pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::config::ConfigError> {
+    config
+        .url
+        .expose()
+        .parse()
+        .map_err(|_| crate::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL"))
+}
+
+pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
+}
+
+/// Opens one connection during init (when Lambda gives the full CPU) so the first request does
+/// not pay for the TLS handshake. Failure is only logged: the request path reports it properly.
+pub async fn warm_up(pool: &PgPool) {
+    match tokio::time::timeout(Duration::from_secs(2), pool.acquire()).await {
+        Ok(Ok(_connection)) => tracing::debug!("database connection warmed up"),
+        Ok(Err(err)) => tracing::warn!(error = %err, "could not open a database connection during init"),
+        Err(_) => tracing::warn!("opening a database connection during init timed out"),
+    }
+}

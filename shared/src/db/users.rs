@@ -1,0 +1,97 @@
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::profile::ProfileChanges;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub auth0_sub: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub company_name: Option<String>,
+    pub phone: Option<String>,
+    pub billing_address: Option<Value>,
+    pub profile_photo_url: Option<String>,
+    pub preferences: Value,
+    pub stripe_customer_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, auth0_sub, role, email, full_name, company_name, phone, billing_address, \
+         profile_photo_url, preferences, stripe_customer_id, created_at, updated_at"
+    };
+}
+
+/// The user row for an Auth0 subject, created on first sight.
+///
+/// Race-free without a write on the common path: read; if absent, `INSERT .. ON CONFLICT DO
+/// NOTHING`; if a concurrent request won the insert, read again (a new statement sees its commit).
+pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
+    const SELECT: &str = concat!("SELECT ", columns!(), " FROM users WHERE auth0_sub = $1");
+    const INSERT: &str = concat!(
+        "INSERT INTO users (auth0_sub) VALUES ($1) ON CONFLICT (auth0_sub) DO NOTHING RETURNING ",
+        columns!()
+    );
+    if let Some(user) = sqlx::query_as::<_, User>(SELECT).bind(sub).fetch_optional(db).await? {
+        return Ok(user);
+    }
+    if let Some(user) = sqlx::query_as::<_, User>(INSERT).bind(sub).fetch_optional(db).await? {
+        tracing::info!(user_id = %user.id, "created user on first sign-in");
+        return Ok(user);
+    }
+    sqlx::query_as::<_, User>(SELECT)
+        .bind(sub)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user row vanished right after a conflicting insert")))
+}
+
+/// Applies a validated partial update. Each column is touched only when its field was sent:
+/// `$n_set` says whether to write, `$n` is the new value (possibly NULL to clear).
+pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges) -> Result<User, ApiError> {
+    const SQL: &str = concat!(
+        "UPDATE users SET \
+            email             = CASE WHEN $2  THEN $3  ELSE email END, \
+            full_name         = CASE WHEN $4  THEN $5  ELSE full_name END, \
+            company_name      = CASE WHEN $6  THEN $7  ELSE company_name END, \
+            phone             = CASE WHEN $8  THEN $9  ELSE phone END, \
+            billing_address   = CASE WHEN $10 THEN $11 ELSE billing_address END, \
+            profile_photo_url = CASE WHEN $12 THEN $13 ELSE profile_photo_url END, \
+            preferences       = (preferences || $14::jsonb) - $15::text[] \
+         WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    let user = sqlx::query_as::<_, User>(SQL)
+        .bind(user_id)
+        .bind(changes.email.is_some())
+        .bind(changes.email.clone().flatten())
+        .bind(changes.full_name.is_some())
+        .bind(changes.full_name.clone().flatten())
+        .bind(changes.company_name.is_some())
+        .bind(changes.company_name.clone().flatten())
+        .bind(changes.phone.is_some())
+        .bind(changes.phone.clone().flatten())
+        .bind(changes.billing_address.is_some())
+        .bind(changes.billing_address.clone().flatten())
+        .bind(changes.profile_photo_url.is_some())
+        .bind(changes.profile_photo_url.clone().flatten())
+        .bind(Value::Object(changes.preferences_set.clone()))
+        .bind(&changes.preferences_removed)
+        .fetch_optional(db)
+        .await?;
+    user.ok_or(ApiError::NotFound("user"))
+}

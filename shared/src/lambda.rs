@@ -1,0 +1,44 @@
+//! Running a function on the Lambda runtime: logging set-up, state built once per cold start and
+//! borrowed by every invocation.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use lambda_http::{Request, service_fn};
+
+use crate::config::{Env, ProcessEnv};
+use crate::http::{ApiResult, respond};
+use crate::state::HttpState;
+
+pub use lambda_http::Error;
+
+/// JSON logs when `AWS_LAMBDA_LOG_FORMAT=JSON` (the SAM template sets it), level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO. Each invocation runs inside the runtime's
+/// span carrying the Lambda `requestId`, and [`respond`] adds the API Gateway request id.
+pub fn init_logging() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// The whole `main` of an HTTP function: build `S` from the environment once, then serve
+/// `handler` for every invocation.
+pub fn run_http<S, F, Fut>(handler: F) -> Result<(), Error>
+where
+    S: HttpState,
+    F: Fn(&'static S, Request) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ApiResult> + Send + 'static,
+{
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let state = S::from_env(&Env(&ProcessEnv)).await.inspect_err(|err| {
+            tracing::error!(error = %err, "function init failed");
+        })?;
+        state.warm_up().await;
+        // Lives as long as the Lambda instance; handlers borrow it.
+        let state: &'static S = Box::leak(Box::new(state));
+        lambda_http::run(service_fn(move |req: Request| async move {
+            Ok::<_, Infallible>(respond(state, state.web(), req, handler).await)
+        }))
+        .await
+    })
+}

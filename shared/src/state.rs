@@ -1,0 +1,90 @@
+//! Per-cold-start state. Each function picks the smallest state that covers what it uses, so it
+//! reads only the environment variables it needs: public routes never need Auth0 settings.
+
+use std::future::Future;
+use std::time::Duration;
+
+use lambda_http::Request;
+use sqlx::PgPool;
+
+use crate::auth::{Authenticator, Identity};
+use crate::config::{AuthConfig, ConfigError, DatabaseConfig, Env, WebConfig};
+use crate::db::{self, users::User};
+use crate::error::ApiError;
+
+/// What [`crate::lambda::run_http`] needs from a state type.
+pub trait HttpState: Sized + Send + Sync + 'static {
+    /// Builds the state from the environment; fails (naming the variable) on bad configuration.
+    fn from_env(env: &Env<'_>) -> impl Future<Output = Result<Self, ConfigError>> + Send;
+    fn web(&self) -> &WebConfig;
+    /// Best-effort work done during init, when Lambda gives the function a full CPU.
+    fn warm_up(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Public routes: database only.
+pub struct PublicState {
+    pub web: WebConfig,
+    pub db: PgPool,
+}
+
+impl HttpState for PublicState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let web = WebConfig::from_env(env)?;
+        let db = db::pool(&DatabaseConfig::from_env(env)?)?;
+        Ok(PublicState { web, db })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.web
+    }
+    async fn warm_up(&self) {
+        db::warm_up(&self.db).await;
+    }
+}
+
+/// Authenticated routes: database and token verification.
+pub struct ApiState {
+    pub web: WebConfig,
+    pub db: PgPool,
+    pub auth: Authenticator,
+}
+
+impl ApiState {
+    pub fn new(web: WebConfig, db: PgPool, auth: AuthConfig) -> Result<Self, ConfigError> {
+        Ok(ApiState { web, db, auth: Authenticator::new(auth, outbound_http_client()?) })
+    }
+
+    /// Verifies the caller's token and returns their user row, creating it on first sight.
+    pub async fn current_user(&self, req: &Request) -> Result<User, ApiError> {
+        let Identity { sub } = self.auth.authenticate(req).await?;
+        let user = db::users::ensure_by_sub(&self.db, &sub).await?;
+        tracing::Span::current().record("user_id", tracing::field::display(user.id));
+        Ok(user)
+    }
+}
+
+impl HttpState for ApiState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let web = WebConfig::from_env(env)?;
+        let db = db::pool(&DatabaseConfig::from_env(env)?)?;
+        let auth = AuthConfig::from_env(env, web.app_env)?;
+        ApiState::new(web, db, auth)
+    }
+    fn web(&self) -> &WebConfig {
+        &self.web
+    }
+    async fn warm_up(&self) {
+        tokio::join!(db::warm_up(&self.db), self.auth.warm_up());
+    }
+}
+
+/// The HTTP client for calls to third parties (Auth0 today; Replicate and Stripe later).
+pub fn outbound_http_client() -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("realstaging-backend/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ConfigError::invalid("(http client)", e.to_string()))
+}

@@ -30,6 +30,7 @@ pub use error::ApiError;
 pub use ::http as http_types;
 pub use aws_lambda_events;
 pub use chrono;
+pub use jsonwebtoken;
 pub use lambda_http;
 pub use lambda_runtime;
 pub use reqwest;

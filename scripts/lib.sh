@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables set here are read by the scripts that source this file
 # Shared helpers of scripts/dev, scripts/test and .ci/run. Source it; do not execute it.
 #
 # Everything a script creates lives in gitignored folders of the repository:
@@ -186,7 +187,8 @@ pg_bindir() {
 # Runs a shell command line as the postgres OS user (the server refuses to run as root).
 as_pg_user() {
     if [ "$(id -u)" -eq 0 ]; then
-        su postgres -s /bin/sh -c "$1"
+        # From /: the postgres user may not be allowed into the current directory.
+        (cd / && su postgres -s /bin/sh -c "$1")
     else
         sh -c "$1"
     fi
@@ -211,6 +213,7 @@ own_pg_dir() {
 # Sets OWN_PG_STARTED=1 when this call started it (so the caller may stop it again).
 start_own_pg() {
     OWN_PG_STARTED=""
+    OWN_PG_DIR="$(own_pg_dir)"
     if pg_accepts_trust_login "$OWN_PG_PORT"; then
         log "throw-away Postgres already running on $PG_HOST:$OWN_PG_PORT"
         return 0
@@ -228,9 +231,7 @@ start_own_pg() {
     if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
         die "the postgres OS user does not exist (install the postgresql package)"
     fi
-    local dir
-    dir="$(own_pg_dir)"
-    OWN_PG_DIR="$dir"
+    local dir="$OWN_PG_DIR"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         log "initdb $dir/data"
         rm -rf "$dir/data"

@@ -52,6 +52,7 @@ pub struct Authenticator {
     http: reqwest::Client,
     validation: Validation,
     cache: RwLock<KeyCache>,
+    refresh_interval: Duration,
     /// Single flight: concurrent misses wait for one fetch instead of each starting their own.
     fetch_lock: Mutex<()>,
 }
@@ -71,8 +72,15 @@ impl Authenticator {
             http,
             validation,
             cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched: false, next_fetch_allowed: None }),
+            refresh_interval: REFRESH_INTERVAL,
             fetch_lock: Mutex::new(()),
         }
+    }
+
+    /// Overrides [`REFRESH_INTERVAL`] (tests exercise key rotation without waiting a minute).
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -86,7 +94,7 @@ impl Authenticator {
                 let mut cache = self.cache.write().await;
                 cache.keys = keys;
                 cache.fetched = true;
-                cache.next_fetch_allowed = Some(Instant::now() + REFRESH_INTERVAL);
+                cache.next_fetch_allowed = Some(Instant::now() + self.refresh_interval);
             }
             Ok(Err(err)) => tracing::warn!(error = %format!("{err:#}"), "could not prefetch the JWKS during init"),
             Err(_) => tracing::warn!("prefetching the JWKS during init timed out"),
@@ -158,7 +166,7 @@ impl Authenticator {
                 tracing::info!(keys = keys.len(), "fetched the identity provider's signing keys");
                 cache.keys = keys;
                 cache.fetched = true;
-                cache.next_fetch_allowed = Some(Instant::now() + REFRESH_INTERVAL);
+                cache.next_fetch_allowed = Some(Instant::now() + self.refresh_interval);
                 cache
                     .keys
                     .get(kid)

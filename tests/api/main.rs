@@ -1,1 +1,11 @@
-fn main(){}
+//! The one integration-test binary. Each `#[sqlx::test]` gets its own Postgres database (from
+//! `DATABASE_URL`, see scripts/test) with the migrations applied; outside APIs are wiremock fakes.
+
+mod auth;
+mod migrate;
+mod profile;
+mod projects;
+mod public;
+mod route_tables;
+mod schema;
+mod support;

@@ -8,7 +8,7 @@ use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
 use shared::state::ApiState;
 
-pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     let id = path_uuid(&req, "id")?;
     if !projects::delete_owned(&state.db, user.id, id).await? {

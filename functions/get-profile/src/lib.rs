@@ -5,7 +5,7 @@ use shared::lambda_http::Request;
 use shared::profile::ProfileView;
 use shared::state::ApiState;
 
-pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     ok(&ProfileView::from(user))
 }

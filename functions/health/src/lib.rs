@@ -32,7 +32,7 @@ struct Check {
     message: Option<&'static str>,
 }
 
-pub async fn handle(state: &'static PublicState, _req: Request) -> ApiResult {
+pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
     let started = Instant::now();
     let probe = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&state.db)).await;
     let database = match probe {

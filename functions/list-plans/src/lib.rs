@@ -23,7 +23,7 @@ struct PlanList {
     plans: Vec<PlanView>,
 }
 
-pub async fn handle(state: &'static PublicState, _req: Request) -> ApiResult {
+pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
     let plans = plans::list_active(&state.db)
         .await?
         .into_iter()

@@ -7,7 +7,7 @@ use shared::pagination::page_params;
 use shared::projects::{ProjectList, ProjectView};
 use shared::state::ApiState;
 
-pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     let (limit, after) = page_params(&req)?;
     let page = projects::list_owned(&state.db, user.id, limit, after.as_ref()).await?;

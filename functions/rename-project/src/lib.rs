@@ -7,7 +7,7 @@ use shared::lambda_http::Request;
 use shared::projects::{ProjectName, ProjectNameBody, ProjectView};
 use shared::state::ApiState;
 
-pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     let id = path_uuid(&req, "id")?;
     let body: ProjectNameBody = json_body(&req)?;

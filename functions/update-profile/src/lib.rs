@@ -6,7 +6,7 @@ use shared::lambda_http::Request;
 use shared::profile::{ProfilePatch, ProfileView};
 use shared::state::ApiState;
 
-pub async fn handle(state: &'static ApiState, req: Request) -> ApiResult {
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     let changes = json_body::<ProfilePatch>(&req)?.validate()?;
     let updated = users::update_profile(&state.db, user.id, &changes).await?;

@@ -54,7 +54,12 @@ fn field_error_from_serde(path: &str, message: &str) -> FieldError {
         if let Some(rest) = message.strip_prefix(prefix)
             && let Some(name) = rest.split('`').next()
         {
-            let field = if parent.is_empty() { name.to_string() } else { format!("{parent}.{name}") };
+            // For unknown fields the path already ends with the name; for missing ones it is the parent's.
+            let field = if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
+                if parent.is_empty() { name.to_string() } else { parent.to_string() }
+            } else {
+                format!("{parent}.{name}")
+            };
             let text = if prefix.starts_with("missing") { "is required".to_string() } else { "is not a known field".to_string() };
             return FieldError::new(field, text);
         }

@@ -18,10 +18,10 @@ const EXPOSED_HEADERS: &str = "location, x-request-id";
 ///
 /// API Gateway answers CORS preflights itself when the HttpApi has a CORS configuration (as the
 /// SAM template does); an `OPTIONS` that does reach a function is answered here the same way.
-pub async fn respond<S, F, Fut>(state: &'static S, web: &WebConfig, req: Request, handler: F) -> Response<Body>
+pub async fn respond<'a, S, F, Fut>(state: &'a S, web: &WebConfig, req: Request, handler: F) -> Response<Body>
 where
     S: ?Sized,
-    F: FnOnce(&'static S, Request) -> Fut,
+    F: FnOnce(&'a S, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let request_id = request_id(&req);

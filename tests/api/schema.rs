@@ -1,0 +1,76 @@
+//! The schema itself: reversible migrations and constraints that agree with the domain crate.
+
+use shared::db::MIGRATOR;
+use shared::staging::{RoomType, Style};
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = false)]
+async fn migrations_are_reversible(db: PgPool) {
+    MIGRATOR.run(&db).await.unwrap();
+    MIGRATOR.undo(&db, 0).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "the down migrations remove everything the up migrations created");
+    MIGRATOR.run(&db).await.unwrap();
+}
+
+#[sqlx::test]
+async fn every_room_type_and_style_is_accepted_by_the_database(db: PgPool) {
+    let (user, project): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "WITH u AS (INSERT INTO users (auth0_sub) VALUES ('auth0|x') RETURNING id) \
+         INSERT INTO projects (user_id, name) SELECT id, 'p' FROM u RETURNING user_id, id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let insert = "INSERT INTO images (project_id, user_id, original_key, room_type, style) VALUES ($1, $2, 'k', $3, $4)";
+    for room in RoomType::ALL {
+        for style in Style::ALL {
+            sqlx::query(insert).bind(project).bind(user).bind(room.as_str()).bind(style.as_str()).execute(&db).await.unwrap();
+        }
+    }
+    let bogus = sqlx::query(insert).bind(project).bind(user).bind("garage").bind("modern").execute(&db).await;
+    assert!(bogus.is_err(), "the CHECK constraint and the enumeration agree");
+}
+
+#[sqlx::test]
+async fn an_image_cannot_point_at_another_users_project(db: PgPool) {
+    let ids: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "WITH u AS (INSERT INTO users (auth0_sub) VALUES ('auth0|a'), ('auth0|b') RETURNING id) \
+         INSERT INTO projects (user_id, name) SELECT id, 'p' FROM u RETURNING user_id, id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let (alice, _) = ids[0];
+    let (_, bobs_project) = ids[1];
+    let result = sqlx::query(
+        "INSERT INTO images (project_id, user_id, original_key, room_type, style) VALUES ($1, $2, 'k', 'bedroom', 'modern')",
+    )
+    .bind(bobs_project)
+    .bind(alice)
+    .execute(&db)
+    .await;
+    assert!(result.is_err());
+}
+
+#[sqlx::test]
+async fn the_usage_ledger_is_append_only(db: PgPool) {
+    sqlx::query(
+        "WITH u AS (INSERT INTO users (auth0_sub) VALUES ('auth0|a') RETURNING id) \
+         INSERT INTO usage_ledger (user_id, kind, units, period_at) SELECT id, 'reserve', 1, now() FROM u",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert!(sqlx::query("UPDATE usage_ledger SET units = 0").execute(&db).await.is_err());
+    assert!(sqlx::query("DELETE FROM usage_ledger").execute(&db).await.is_err());
+    // Erasing the user (the one legitimate removal) cascades.
+    sqlx::query("DELETE FROM users").execute(&db).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_ledger").fetch_one(&db).await.unwrap();
+    assert_eq!(left, 0);
+}

@@ -71,7 +71,11 @@ impl Authenticator {
             config,
             http,
             validation,
-            cache: RwLock::new(KeyCache { keys: HashMap::new(), fetched: false, next_fetch_allowed: None }),
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                fetched: false,
+                next_fetch_allowed: None,
+            }),
             refresh_interval: REFRESH_INTERVAL,
             fetch_lock: Mutex::new(()),
         }
@@ -96,7 +100,9 @@ impl Authenticator {
                 cache.fetched = true;
                 cache.next_fetch_allowed = Some(Instant::now() + self.refresh_interval);
             }
-            Ok(Err(err)) => tracing::warn!(error = %format!("{err:#}"), "could not prefetch the JWKS during init"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %format!("{err:#}"), "could not prefetch the JWKS during init")
+            }
             Err(_) => tracing::warn!("prefetching the JWKS during init timed out"),
         }
     }
@@ -116,9 +122,12 @@ impl Authenticator {
             return Err(ApiError::unauthorized("The access token is too large"));
         }
         // `alg: none` and unknown algorithms fail to parse here.
-        let header = decode_header(token).map_err(|_| ApiError::unauthorized("The access token is malformed"))?;
+        let header = decode_header(token)
+            .map_err(|_| ApiError::unauthorized("The access token is malformed"))?;
         if header.alg != Algorithm::RS256 {
-            return Err(ApiError::unauthorized("The access token must be signed with RS256"));
+            return Err(ApiError::unauthorized(
+                "The access token must be signed with RS256",
+            ));
         }
         let kid = header
             .kid
@@ -133,14 +142,18 @@ impl Authenticator {
                 ErrorKind::InvalidIssuer => "The access token was issued by an unexpected issuer",
                 ErrorKind::InvalidAudience => "The access token is not meant for this API",
                 ErrorKind::InvalidSignature => "The access token signature is invalid",
-                ErrorKind::MissingRequiredClaim(_) => "The access token is missing a required claim",
+                ErrorKind::MissingRequiredClaim(_) => {
+                    "The access token is missing a required claim"
+                }
                 _ => "The access token is invalid",
             };
             ApiError::unauthorized(reason)
         })?;
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > 255 {
-            return Err(ApiError::unauthorized("The access token has an invalid subject"));
+            return Err(ApiError::unauthorized(
+                "The access token has an invalid subject",
+            ));
         }
         Ok(Identity { sub })
     }
@@ -156,31 +169,42 @@ impl Authenticator {
             if let Some(key) = cache.keys.get(kid) {
                 return Ok(key.clone());
             }
-            if cache.next_fetch_allowed.is_some_and(|at| Instant::now() < at) {
-                return Err(ApiError::unauthorized("The access token was signed by an unknown key"));
+            if cache
+                .next_fetch_allowed
+                .is_some_and(|at| Instant::now() < at)
+            {
+                return Err(ApiError::unauthorized(
+                    "The access token was signed by an unknown key",
+                ));
             }
         }
         match self.fetch_keys().await {
             Ok(keys) => {
                 let mut cache = self.cache.write().await;
-                tracing::info!(keys = keys.len(), "fetched the identity provider's signing keys");
+                tracing::info!(
+                    keys = keys.len(),
+                    "fetched the identity provider's signing keys"
+                );
                 cache.keys = keys;
                 cache.fetched = true;
                 cache.next_fetch_allowed = Some(Instant::now() + self.refresh_interval);
-                cache
-                    .keys
-                    .get(kid)
-                    .cloned()
-                    .ok_or_else(|| ApiError::unauthorized("The access token was signed by an unknown key"))
+                cache.keys.get(kid).cloned().ok_or_else(|| {
+                    ApiError::unauthorized("The access token was signed by an unknown key")
+                })
             }
             Err(err) => {
                 let mut cache = self.cache.write().await;
                 cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 if cache.fetched {
                     tracing::warn!(error = %format!("{err:#}"), "JWKS refresh failed; keeping the cached keys");
-                    Err(ApiError::unauthorized("The access token was signed by an unknown key"))
+                    Err(ApiError::unauthorized(
+                        "The access token was signed by an unknown key",
+                    ))
                 } else {
-                    Err(ApiError::unavailable("The identity provider is unreachable; try again shortly", err))
+                    Err(ApiError::unavailable(
+                        "The identity provider is unreachable; try again shortly",
+                        err,
+                    ))
                 }
             }
         }
@@ -197,7 +221,10 @@ impl Authenticator {
             .context("requesting the JWKS")?
             .error_for_status()
             .context("the JWKS endpoint answered with an error")?;
-        if response.content_length().is_some_and(|len| len as usize > MAX_JWKS_BYTES) {
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > MAX_JWKS_BYTES)
+        {
             anyhow::bail!("the JWKS document is larger than {MAX_JWKS_BYTES} bytes");
         }
         let bytes = response.bytes().await.context("reading the JWKS")?;
@@ -207,9 +234,14 @@ impl Authenticator {
         let set: JwkSet = serde_json::from_slice(&bytes).context("parsing the JWKS")?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             let rsa = matches!(jwk.algorithm, AlgorithmParameters::RSA(_));
-            let for_signing = matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature));
+            let for_signing = matches!(
+                jwk.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            );
             let rs256 = matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256));
             if rsa && for_signing && rs256 {
                 match DecodingKey::from_jwk(jwk) {
@@ -236,12 +268,14 @@ fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("The Authorization header is not valid text"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("The Authorization header must be `Bearer <token>`"))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized("The Authorization header must be `Bearer <token>`")
+    })?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(ApiError::unauthorized("The Authorization header must be `Bearer <token>`"));
+        return Err(ApiError::unauthorized(
+            "The Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(token)
 }
@@ -261,7 +295,10 @@ mod tests {
 
     #[test]
     fn bearer_header_parsing() {
-        assert_eq!(bearer_token(&with_auth(&["Bearer abc.def.ghi"])).unwrap(), "abc.def.ghi");
+        assert_eq!(
+            bearer_token(&with_auth(&["Bearer abc.def.ghi"])).unwrap(),
+            "abc.def.ghi"
+        );
         assert_eq!(bearer_token(&with_auth(&["bearer abc"])).unwrap(), "abc");
         assert!(bearer_token(&with_auth(&[])).is_err());
         assert!(bearer_token(&with_auth(&["Basic dXNlcjpwYXNz"])).is_err());

@@ -48,7 +48,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub fn invalid(var: &'static str, problem: impl Into<String>) -> Self {
-        ConfigError::Invalid { var, problem: problem.into() }
+        ConfigError::Invalid {
+            var,
+            problem: problem.into(),
+        }
     }
 
     /// The variable the error is about.
@@ -92,7 +95,10 @@ pub struct Env<'a>(pub &'a dyn EnvSource);
 
 impl Env<'_> {
     pub fn optional(&self, name: &'static str) -> Option<String> {
-        self.0.var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        self.0
+            .var(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -105,7 +111,9 @@ impl Env<'_> {
     {
         match self.optional(name) {
             None => Ok(default),
-            Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::invalid(name, e.to_string())),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e: T::Err| ConfigError::invalid(name, e.to_string())),
         }
     }
 
@@ -156,18 +164,30 @@ impl DatabaseConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = env.required("DATABASE_URL")?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::invalid("DATABASE_URL", "must start with postgres:// or postgresql://"));
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
         }
         // Parse now so a typo fails at init, not on the first query. The parse error of sqlx
         // may echo the URL (password included), so it is not passed on.
         if url.parse::<sqlx::postgres::PgConnectOptions>().is_err() {
-            return Err(ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL"));
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "is not a valid Postgres connection URL",
+            ));
         }
         let max_connections: u32 = env.parsed("DB_MAX_CONNECTIONS", 2)?;
         if !(1..=50).contains(&max_connections) {
-            return Err(ConfigError::invalid("DB_MAX_CONNECTIONS", "must be between 1 and 50"));
+            return Err(ConfigError::invalid(
+                "DB_MAX_CONNECTIONS",
+                "must be between 1 and 50",
+            ));
         }
-        Ok(DatabaseConfig { url: Secret::new(url), max_connections })
+        Ok(DatabaseConfig {
+            url: Secret::new(url),
+            max_connections,
+        })
     }
 }
 
@@ -185,13 +205,22 @@ impl WebConfig {
         let app_env = AppEnv::from_env(env)?;
         let url = env.url("FRONTEND_URL")?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::invalid("FRONTEND_URL", "must be an http(s) URL with a host"));
+            return Err(ConfigError::invalid(
+                "FRONTEND_URL",
+                "must be an http(s) URL with a host",
+            ));
         }
         if app_env.is_deployed() && url.scheme() != "https" {
-            return Err(ConfigError::invalid("FRONTEND_URL", "must use https outside development"));
+            return Err(ConfigError::invalid(
+                "FRONTEND_URL",
+                "must use https outside development",
+            ));
         }
         let frontend_origin = url.origin().ascii_serialization();
-        Ok(WebConfig { app_env, frontend_origin })
+        Ok(WebConfig {
+            app_env,
+            frontend_origin,
+        })
     }
 }
 
@@ -209,14 +238,21 @@ impl AuthConfig {
         let audience = env.required("AUTH0_AUDIENCE")?;
         let issuer = match env.optional("AUTH0_ISSUER") {
             Some(issuer) => {
-                let url = Url::parse(&issuer)
-                    .map_err(|e| ConfigError::invalid("AUTH0_ISSUER", format!("not a URL ({e})")))?;
+                let url = Url::parse(&issuer).map_err(|e| {
+                    ConfigError::invalid("AUTH0_ISSUER", format!("not a URL ({e})"))
+                })?;
                 if app_env.is_deployed() && url.scheme() != "https" {
                     // A local dev issuer must never be trusted by a deployed stack.
-                    return Err(ConfigError::invalid("AUTH0_ISSUER", "must use https outside development"));
+                    return Err(ConfigError::invalid(
+                        "AUTH0_ISSUER",
+                        "must use https outside development",
+                    ));
                 }
                 if !issuer.ends_with('/') {
-                    return Err(ConfigError::invalid("AUTH0_ISSUER", "must end with `/` (Auth0 issuers do)"));
+                    return Err(ConfigError::invalid(
+                        "AUTH0_ISSUER",
+                        "must end with `/` (Auth0 issuers do)",
+                    ));
                 }
                 issuer
             }
@@ -236,9 +272,14 @@ impl AuthConfig {
                 format!("https://{domain}/")
             }
         };
-        let jwks_url = Url::parse(&format!("{issuer}.well-known/jwks.json"))
-            .map_err(|e| ConfigError::invalid("AUTH0_ISSUER", format!("cannot derive the JWKS URL ({e})")))?;
-        Ok(AuthConfig { issuer, audience, jwks_url })
+        let jwks_url = Url::parse(&format!("{issuer}.well-known/jwks.json")).map_err(|e| {
+            ConfigError::invalid("AUTH0_ISSUER", format!("cannot derive the JWKS URL ({e})"))
+        })?;
+        Ok(AuthConfig {
+            issuer,
+            audience,
+            jwks_url,
+        })
     }
 }
 
@@ -261,32 +302,68 @@ mod tests {
     #[test]
     fn malformed_variables_are_named() {
         let vars = env(&[("APP_ENV", "prod")]);
-        assert_eq!(AppEnv::from_env(&Env(&vars)).unwrap_err().variable(), "APP_ENV");
+        assert_eq!(
+            AppEnv::from_env(&Env(&vars)).unwrap_err().variable(),
+            "APP_ENV"
+        );
         let vars = env(&[("DATABASE_URL", "mysql://x"), ("APP_ENV", "test")]);
-        assert_eq!(DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(), "DATABASE_URL");
-        let vars = env(&[("DATABASE_URL", "postgres://u@h/db"), ("DB_MAX_CONNECTIONS", "lots")]);
-        assert_eq!(DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(), "DB_MAX_CONNECTIONS");
-        let vars = env(&[("AUTH0_AUDIENCE", "a"), ("AUTH0_DOMAIN", "https://tenant.auth0.com/")]);
-        assert_eq!(AuthConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(), "AUTH0_DOMAIN");
+        assert_eq!(
+            DatabaseConfig::from_env(&Env(&vars))
+                .unwrap_err()
+                .variable(),
+            "DATABASE_URL"
+        );
+        let vars = env(&[
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("DB_MAX_CONNECTIONS", "lots"),
+        ]);
+        assert_eq!(
+            DatabaseConfig::from_env(&Env(&vars))
+                .unwrap_err()
+                .variable(),
+            "DB_MAX_CONNECTIONS"
+        );
+        let vars = env(&[
+            ("AUTH0_AUDIENCE", "a"),
+            ("AUTH0_DOMAIN", "https://tenant.auth0.com/"),
+        ]);
+        assert_eq!(
+            AuthConfig::from_env(&Env(&vars), AppEnv::Test)
+                .unwrap_err()
+                .variable(),
+            "AUTH0_DOMAIN"
+        );
     }
 
     #[test]
     fn blank_counts_as_unset() {
         let vars = env(&[("APP_ENV", "test"), ("FRONTEND_URL", "   ")]);
-        assert_eq!(WebConfig::from_env(&Env(&vars)).unwrap_err(), ConfigError::Missing("FRONTEND_URL"));
+        assert_eq!(
+            WebConfig::from_env(&Env(&vars)).unwrap_err(),
+            ConfigError::Missing("FRONTEND_URL")
+        );
     }
 
     #[test]
     fn issuer_comes_from_the_domain_with_trailing_slash() {
-        let vars = env(&[("AUTH0_AUDIENCE", "https://api.example.com"), ("AUTH0_DOMAIN", "tenant.us.auth0.com")]);
+        let vars = env(&[
+            ("AUTH0_AUDIENCE", "https://api.example.com"),
+            ("AUTH0_DOMAIN", "tenant.us.auth0.com"),
+        ]);
         let auth = AuthConfig::from_env(&Env(&vars), AppEnv::Production).unwrap();
         assert_eq!(auth.issuer, "https://tenant.us.auth0.com/");
-        assert_eq!(auth.jwks_url.as_str(), "https://tenant.us.auth0.com/.well-known/jwks.json");
+        assert_eq!(
+            auth.jwks_url.as_str(),
+            "https://tenant.us.auth0.com/.well-known/jwks.json"
+        );
     }
 
     #[test]
     fn a_plain_http_issuer_is_refused_when_deployed() {
-        let vars = env(&[("AUTH0_AUDIENCE", "a"), ("AUTH0_ISSUER", "http://127.0.0.1:9001/")]);
+        let vars = env(&[
+            ("AUTH0_AUDIENCE", "a"),
+            ("AUTH0_ISSUER", "http://127.0.0.1:9001/"),
+        ]);
         assert!(AuthConfig::from_env(&Env(&vars), AppEnv::Development).is_ok());
         let err = AuthConfig::from_env(&Env(&vars), AppEnv::Production).unwrap_err();
         assert_eq!(err.variable(), "AUTH0_ISSUER");
@@ -294,9 +371,18 @@ mod tests {
 
     #[test]
     fn frontend_url_becomes_an_origin() {
-        let vars = env(&[("APP_ENV", "production"), ("FRONTEND_URL", "https://app.example.com/dashboard")]);
-        assert_eq!(WebConfig::from_env(&Env(&vars)).unwrap().frontend_origin, "https://app.example.com");
-        let vars = env(&[("APP_ENV", "production"), ("FRONTEND_URL", "http://app.example.com")]);
+        let vars = env(&[
+            ("APP_ENV", "production"),
+            ("FRONTEND_URL", "https://app.example.com/dashboard"),
+        ]);
+        assert_eq!(
+            WebConfig::from_env(&Env(&vars)).unwrap().frontend_origin,
+            "https://app.example.com"
+        );
+        let vars = env(&[
+            ("APP_ENV", "production"),
+            ("FRONTEND_URL", "http://app.example.com"),
+        ]);
         assert!(WebConfig::from_env(&Env(&vars)).is_err());
     }
 

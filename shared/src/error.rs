@@ -15,7 +15,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -72,7 +75,10 @@ impl ApiError {
         ApiError::Validation(vec![FieldError::new(field, message)])
     }
     pub fn unavailable(message: impl Into<String>, source: impl Into<anyhow::Error>) -> Self {
-        ApiError::Unavailable { message: message.into(), source: Some(source.into()) }
+        ApiError::Unavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -128,16 +134,25 @@ impl ApiError {
                 tracing::error!(error = %format!("{source:#}"), "request failed with an internal error");
             }
             ApiError::Unavailable { message, source } => {
-                let chain = source.as_ref().map(|s| format!("{s:#}")).unwrap_or_default();
+                let chain = source
+                    .as_ref()
+                    .map(|s| format!("{s:#}"))
+                    .unwrap_or_default();
                 tracing::warn!(%message, error = %chain, "dependency unavailable");
             }
-            other => tracing::info!(status = other.status().as_u16(), code = other.code(), %message, "request rejected"),
+            other => {
+                tracing::info!(status = other.status().as_u16(), code = other.code(), %message, "request rejected")
+            }
         }
         let validation_errors = match &self {
             ApiError::Validation(errors) => Some(errors.as_slice()),
             _ => None,
         };
-        let body = ErrorBody { error: self.code(), message, validation_errors };
+        let body = ErrorBody {
+            error: self.code(),
+            message,
+            validation_errors,
+        };
         let mut response = crate::http::json_response(self.status(), &body);
         if let ApiError::Unauthorized(_) = self {
             response
@@ -199,7 +214,10 @@ mod tests {
 
     #[test]
     fn validation_errors_list_every_field() {
-        let err = ApiError::Validation(vec![FieldError::new("name", "is required"), FieldError::new("x", "bad")]);
+        let err = ApiError::Validation(vec![
+            FieldError::new("name", "is required"),
+            FieldError::new("x", "bad"),
+        ]);
         let response = err.into_response();
         assert_eq!(response.status(), 422);
         let body = body_json(&response);
@@ -209,7 +227,9 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let err = ApiError::Internal(anyhow::anyhow!("password authentication failed for user secret_admin"));
+        let err = ApiError::Internal(anyhow::anyhow!(
+            "password authentication failed for user secret_admin"
+        ));
         let response = err.into_response();
         assert_eq!(response.status(), 500);
         let text = String::from_utf8(response.body().to_vec()).unwrap();

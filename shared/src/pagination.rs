@@ -21,7 +21,11 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at.timestamp_micros(), self.id))
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}",
+            self.created_at.timestamp_micros(),
+            self.id
+        ))
     }
 
     pub fn decode(raw: &str) -> Result<Self, ApiError> {
@@ -47,10 +51,16 @@ pub fn page_params(req: &Request) -> Result<(u32, Option<Cursor>), ApiError> {
         None => DEFAULT_LIMIT,
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "`limit` must be an integer from 1 to {MAX_LIMIT}"
+                )));
+            }
         },
     };
-    let cursor = query_param(req, "cursor")?.map(Cursor::decode).transpose()?;
+    let cursor = query_param(req, "cursor")?
+        .map(Cursor::decode)
+        .transpose()?;
     Ok((limit, cursor))
 }
 
@@ -60,9 +70,17 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor { created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(), id: Uuid::new_v4() };
+        let cursor = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
+            id: Uuid::new_v4(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "%%%", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
+        for bad in [
+            "",
+            "%%%",
+            "bm90LWEtY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("12:not-a-uuid"),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

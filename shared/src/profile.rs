@@ -14,7 +14,9 @@ use crate::error::{ApiError, FieldError};
 use crate::staging::{RoomType, Style};
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field (with `#[serde(default)]`).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -80,10 +82,24 @@ impl ProfilePatch {
         let mut changes = ProfileChanges {
             email: text(&mut errors, "email", self.email, 254, validate_email),
             full_name: text(&mut errors, "full_name", self.full_name, 100, no_checks),
-            company_name: text(&mut errors, "company_name", self.company_name, 100, no_checks),
+            company_name: text(
+                &mut errors,
+                "company_name",
+                self.company_name,
+                100,
+                no_checks,
+            ),
             phone: text(&mut errors, "phone", self.phone, 20, validate_phone),
-            profile_photo_url: text(&mut errors, "profile_photo_url", self.profile_photo_url, 2048, validate_https_url),
-            billing_address: self.billing_address.map(|address| address.and_then(|a| address_json(&mut errors, a))),
+            profile_photo_url: text(
+                &mut errors,
+                "profile_photo_url",
+                self.profile_photo_url,
+                2048,
+                validate_https_url,
+            ),
+            billing_address: self
+                .billing_address
+                .map(|address| address.and_then(|a| address_json(&mut errors, a))),
             ..ProfileChanges::default()
         };
         if let Some(prefs) = self.preferences {
@@ -94,12 +110,30 @@ impl ProfilePatch {
                     changes.preferences_set.insert(key.to_string(), v);
                 }
             };
-            apply("email_notifications", prefs.email_notifications.map(|v| v.map(Value::Bool)));
-            apply("marketing_emails", prefs.marketing_emails.map(|v| v.map(Value::Bool)));
-            apply("default_room_type", prefs.default_room_type.map(|v| v.map(|r| r.as_str().into())));
-            apply("default_style", prefs.default_style.map(|v| v.map(|s| s.as_str().into())));
+            apply(
+                "email_notifications",
+                prefs.email_notifications.map(|v| v.map(Value::Bool)),
+            );
+            apply(
+                "marketing_emails",
+                prefs.marketing_emails.map(|v| v.map(Value::Bool)),
+            );
+            apply(
+                "default_room_type",
+                prefs
+                    .default_room_type
+                    .map(|v| v.map(|r| r.as_str().into())),
+            );
+            apply(
+                "default_style",
+                prefs.default_style.map(|v| v.map(|s| s.as_str().into())),
+            );
         }
-        if errors.is_empty() { Ok(changes) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(changes)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 }
 
@@ -122,9 +156,15 @@ fn text(
         return Some(None);
     }
     if trimmed.chars().count() > max_chars {
-        errors.push(FieldError::new(field, format!("must be at most {max_chars} characters")));
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     } else if trimmed.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     } else if let Err(message) = check(trimmed) {
         errors.push(FieldError::new(field, message));
     }
@@ -134,7 +174,9 @@ fn text(
 fn validate_email(email: &str) -> Result<(), &'static str> {
     const MESSAGE: &str = "must be a valid email address";
     let (local, domain) = email.split_once('@').ok_or(MESSAGE)?;
-    let labels_ok = domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+    let labels_ok = domain
+        .split('.')
+        .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
     let valid = !local.is_empty()
         && local.len() <= 64
         && !domain.contains('@')
@@ -145,7 +187,9 @@ fn validate_email(email: &str) -> Result<(), &'static str> {
 }
 
 fn validate_phone(phone: &str) -> Result<(), &'static str> {
-    let allowed = phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let digits = phone.chars().filter(char::is_ascii_digit).count();
     if allowed && digits >= 5 {
         Ok(())
@@ -178,7 +222,11 @@ fn address_json(errors: &mut Vec<FieldError>, address: BillingAddress) -> Option
         }
     }
     // An address with nothing in it is no address.
-    if object.is_empty() { None } else { Some(Value::Object(object)) }
+    if object.is_empty() {
+        None
+    } else {
+        Some(Value::Object(object))
+    }
 }
 
 /// The profile as the API shows it. Internal ids (Stripe customer) stay internal.
@@ -220,7 +268,9 @@ mod tests {
     use super::*;
 
     fn patch(json: &str) -> Result<ProfileChanges, ApiError> {
-        serde_json::from_str::<ProfilePatch>(json).unwrap().validate()
+        serde_json::from_str::<ProfilePatch>(json)
+            .unwrap()
+            .validate()
     }
 
     fn fields(err: ApiError) -> Vec<String> {
@@ -232,7 +282,8 @@ mod tests {
 
     #[test]
     fn absent_null_and_blank_are_different() {
-        let changes = patch(r#"{"full_name": null, "company_name": "  ", "phone": "+1 555 0100"}"#).unwrap();
+        let changes =
+            patch(r#"{"full_name": null, "company_name": "  ", "phone": "+1 555 0100"}"#).unwrap();
         assert_eq!(changes.email, None);
         assert_eq!(changes.full_name, Some(None));
         assert_eq!(changes.company_name, Some(None));
@@ -246,7 +297,15 @@ mod tests {
                 "billing_address":{"city":"ab\u0007c"},"company_name":"ACME"}"#,
         )
         .unwrap_err();
-        assert_eq!(fields(err), vec!["email", "phone", "profile_photo_url", "billing_address.city"]);
+        assert_eq!(
+            fields(err),
+            vec![
+                "email",
+                "phone",
+                "profile_photo_url",
+                "billing_address.city"
+            ]
+        );
     }
 
     #[test]
@@ -254,7 +313,10 @@ mod tests {
         let name = "é".repeat(100);
         assert!(patch(&format!(r#"{{"full_name":"{name}"}}"#)).is_ok());
         let name = "é".repeat(101);
-        assert_eq!(fields(patch(&format!(r#"{{"full_name":"{name}"}}"#)).unwrap_err()), vec!["full_name"]);
+        assert_eq!(
+            fields(patch(&format!(r#"{{"full_name":"{name}"}}"#)).unwrap_err()),
+            vec!["full_name"]
+        );
     }
 
     #[test]
@@ -262,16 +324,25 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@example.co.uk"] {
             assert!(validate_email(good).is_ok(), "{good}");
         }
-        for bad in ["a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "plain"] {
+        for bad in [
+            "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "plain",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn preferences_merge_and_remove() {
-        let changes = patch(r#"{"preferences":{"default_style":"modern","marketing_emails":null}}"#).unwrap();
-        assert_eq!(changes.preferences_set.get("default_style"), Some(&Value::from("modern")));
-        assert_eq!(changes.preferences_removed, vec!["marketing_emails".to_string()]);
+        let changes =
+            patch(r#"{"preferences":{"default_style":"modern","marketing_emails":null}}"#).unwrap();
+        assert_eq!(
+            changes.preferences_set.get("default_style"),
+            Some(&Value::from("modern"))
+        );
+        assert_eq!(
+            changes.preferences_removed,
+            vec!["marketing_emails".to_string()]
+        );
     }
 
     #[test]

@@ -20,10 +20,16 @@ impl ProjectName {
             return Err(ApiError::validation("name", "is required"));
         }
         if name.chars().count() > Self::MAX_CHARS {
-            return Err(ApiError::validation("name", format!("must be at most {} characters", Self::MAX_CHARS)));
+            return Err(ApiError::validation(
+                "name",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ApiError::validation("name", "must not contain control characters"));
+            return Err(ApiError::validation(
+                "name",
+                "must not contain control characters",
+            ));
         }
         Ok(ProjectName(name.to_string()))
     }
@@ -51,7 +57,12 @@ pub struct ProjectView {
 
 impl From<Project> for ProjectView {
     fn from(p: Project) -> Self {
-        ProjectView { id: p.id, name: p.name, created_at: p.created_at, updated_at: p.updated_at }
+        ProjectView {
+            id: p.id,
+            name: p.name,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
     }
 }
 
@@ -67,7 +78,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(ProjectName::parse("  Maple St  ").unwrap().as_str(), "Maple St");
+        assert_eq!(
+            ProjectName::parse("  Maple St  ").unwrap().as_str(),
+            "Maple St"
+        );
         assert!(ProjectName::parse("   ").is_err());
         assert!(ProjectName::parse(&"ü".repeat(100)).is_ok());
         assert!(ProjectName::parse(&"ü".repeat(101)).is_err());

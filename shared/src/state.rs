@@ -52,7 +52,11 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn new(web: WebConfig, db: PgPool, auth: AuthConfig) -> Result<Self, ConfigError> {
-        Ok(ApiState { web, db, auth: Authenticator::new(auth, outbound_http_client()?) })
+        Ok(ApiState {
+            web,
+            db,
+            auth: Authenticator::new(auth, outbound_http_client()?),
+        })
     }
 
     /// Verifies the caller's token and returns their user row, creating it on first sight.

@@ -13,7 +13,11 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn state(db: PgPool) -> MigrateState {
-    let vars: HashMap<&str, &str> = [("STRIPE_PRICE_PRO", "price_pro"), ("STRIPE_PRICE_BUSINESS", "price_business")].into();
+    let vars: HashMap<&str, &str> = [
+        ("STRIPE_PRICE_PRO", "price_pro"),
+        ("STRIPE_PRICE_BUSINESS", "price_business"),
+    ]
+    .into();
     MigrateState {
         db,
         plans: PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap(),
@@ -36,7 +40,11 @@ fn custom_resource_event(request_type: &str, response_url: &str) -> Value {
 
 async fn cloudformation() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("PUT")).and(path("/cfn-response")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    Mock::given(method("PUT"))
+        .and(path("/cfn-response"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
     server
 }
 
@@ -51,7 +59,11 @@ async fn answers(server: &MockServer) -> Vec<Value> {
 }
 
 async fn table_exists(db: &PgPool, table: &str) -> bool {
-    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(db).await.unwrap()
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrations = false)]
@@ -59,7 +71,9 @@ async fn create_applies_migrations_syncs_plans_and_reports_success(db: PgPool) {
     let cfn = cloudformation().await;
     let state = state(db.clone());
     let url = format!("{}/cfn-response", cfn.uri());
-    let result = migrate::handle(&state, custom_resource_event("Create", &url)).await.unwrap();
+    let result = migrate::handle(&state, custom_resource_event("Create", &url))
+        .await
+        .unwrap();
     assert_eq!(result["status"], "SUCCESS");
 
     let answer = &answers(&cfn).await[0];
@@ -69,11 +83,16 @@ async fn create_applies_migrations_syncs_plans_and_reports_success(db: PgPool) {
     assert_eq!(answer["LogicalResourceId"], "DatabaseMigration");
     assert_eq!(answer["Data"]["Plans"], "free,pro,business");
     assert!(table_exists(&db, "usage_ledger").await);
-    let pro: Option<String> = sqlx::query_scalar("SELECT price_id FROM plans WHERE code = 'pro'").fetch_one(&db).await.unwrap();
+    let pro: Option<String> = sqlx::query_scalar("SELECT price_id FROM plans WHERE code = 'pro'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(pro.as_deref(), Some("price_pro"));
 
     // The next deploy (an Update) is a no-op for the schema and still succeeds.
-    migrate::handle(&state, custom_resource_event("Update", &url)).await.unwrap();
+    migrate::handle(&state, custom_resource_event("Update", &url))
+        .await
+        .unwrap();
     let second = &answers(&cfn).await[1];
     assert_eq!(second["Status"], "SUCCESS");
     assert_eq!(second["Data"]["Applied"], "");
@@ -83,7 +102,12 @@ async fn create_applies_migrations_syncs_plans_and_reports_success(db: PgPool) {
 async fn delete_never_touches_the_database(db: PgPool) {
     let cfn = cloudformation().await;
     let state = state(db.clone());
-    migrate::handle(&state, custom_resource_event("Delete", &format!("{}/cfn-response", cfn.uri()))).await.unwrap();
+    migrate::handle(
+        &state,
+        custom_resource_event("Delete", &format!("{}/cfn-response", cfn.uri())),
+    )
+    .await
+    .unwrap();
     assert_eq!(answers(&cfn).await[0]["Status"], "SUCCESS");
     assert!(!table_exists(&db, "users").await);
 }
@@ -91,19 +115,31 @@ async fn delete_never_touches_the_database(db: PgPool) {
 #[tokio::test]
 async fn a_failed_migration_fails_the_deploy_with_a_reason() {
     let cfn = cloudformation().await;
-    let vars: HashMap<&str, &str> = [("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/none")].into();
+    let vars: HashMap<&str, &str> = [(
+        "DATABASE_URL",
+        "postgres://postgres:hunter2@127.0.0.1:1/none",
+    )]
+    .into();
     let database = DatabaseConfig::from_env(&Env(&vars)).unwrap();
     let state = MigrateState {
         db: shared::db::pool_with(&database, shared::db::connect_options(&database).unwrap()),
         plans: PlansConfig::from_env(&Env(&HashMap::<&str, &str>::new()), AppEnv::Test).unwrap(),
         http: outbound_http_client().unwrap(),
     };
-    migrate::handle(&state, custom_resource_event("Create", &format!("{}/cfn-response", cfn.uri()))).await.unwrap();
+    migrate::handle(
+        &state,
+        custom_resource_event("Create", &format!("{}/cfn-response", cfn.uri())),
+    )
+    .await
+    .unwrap();
     let answer = &answers(&cfn).await[0];
     assert_eq!(answer["Status"], "FAILED");
     let reason = answer["Reason"].as_str().unwrap();
     assert!(reason.starts_with("database migration failed"), "{reason}");
-    assert!(!reason.contains("hunter2"), "the password must not reach CloudFormation: {reason}");
+    assert!(
+        !reason.contains("hunter2"),
+        "the password must not reach CloudFormation: {reason}"
+    );
 }
 
 #[sqlx::test(migrations = false)]

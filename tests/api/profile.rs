@@ -8,11 +8,18 @@ use crate::support::*;
 const ROUTE: &str = "/api/v1/user/profile";
 
 async fn get(app: &TestApp, sub: &str) -> TestResponse {
-    call("GET", ROUTE).bearer(&app.token(sub)).send(&app.api, &app.api.web, get_profile::handle).await
+    call("GET", ROUTE)
+        .bearer(&app.token(sub))
+        .send(&app.api, &app.api.web, get_profile::handle)
+        .await
 }
 
 async fn patch(app: &TestApp, sub: &str, body: serde_json::Value) -> TestResponse {
-    call("PATCH", ROUTE).bearer(&app.token(sub)).json(body).send(&app.api, &app.api.web, update_profile::handle).await
+    call("PATCH", ROUTE)
+        .bearer(&app.token(sub))
+        .json(body)
+        .send(&app.api, &app.api.web, update_profile::handle)
+        .await
 }
 
 #[sqlx::test]
@@ -24,8 +31,14 @@ async fn the_first_call_creates_the_user(db: PgPool) {
     assert_eq!(body["role"], "user");
     assert_eq!(body["email"], serde_json::Value::Null);
     assert_eq!(body["preferences"], json!({}));
-    assert!(body.get("stripe_customer_id").is_none(), "internal ids are not exposed");
-    assert!(body["created_at"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC");
+    assert!(
+        body.get("stripe_customer_id").is_none(),
+        "internal ids are not exposed"
+    );
+    assert!(
+        body["created_at"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 UTC"
+    );
     let sub: String = sqlx::query_scalar("SELECT auth0_sub FROM users WHERE id = $1::uuid")
         .bind(body["id"].as_str().unwrap())
         .fetch_one(&app.db)
@@ -44,7 +57,12 @@ async fn twenty_concurrent_first_calls_make_exactly_one_user(db: PgPool) {
     let calls = (0..20).map(|_| {
         let request = call("GET", ROUTE).bearer(&token).request();
         let state = &app.api;
-        async move { shared::http::respond(state, &state.web, request, get_profile::handle).await.status().as_u16() }
+        async move {
+            shared::http::respond(state, &state.web, request, get_profile::handle)
+                .await
+                .status()
+                .as_u16()
+        }
     });
     let statuses: Vec<u16> = futures::future::join_all(calls).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -54,31 +72,59 @@ async fn twenty_concurrent_first_calls_make_exactly_one_user(db: PgPool) {
 #[sqlx::test]
 async fn patch_changes_only_the_fields_sent(db: PgPool) {
     let app = spawn_app(db).await;
-    let first = patch(&app, "auth0|alice", json!({
-        "full_name": "  Alice Agent ",
-        "phone": "+1 (555) 010-0100",
-        "email": "alice@example.com",
-        "billing_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
-        "preferences": {"default_room_type": "bedroom", "email_notifications": true}
-    }))
+    let first = patch(
+        &app,
+        "auth0|alice",
+        json!({
+            "full_name": "  Alice Agent ",
+            "phone": "+1 (555) 010-0100",
+            "email": "alice@example.com",
+            "billing_address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+            "preferences": {"default_room_type": "bedroom", "email_notifications": true}
+        }),
+    )
     .await;
-    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
     assert_eq!(first.json()["full_name"], "Alice Agent");
 
-    let second = patch(&app, "auth0|alice", json!({"company_name": "Acme Realty", "preferences": {"default_style": "modern"}})).await;
+    let second = patch(
+        &app,
+        "auth0|alice",
+        json!({"company_name": "Acme Realty", "preferences": {"default_style": "modern"}}),
+    )
+    .await;
     let body = second.json();
     assert_eq!(body["company_name"], "Acme Realty");
-    assert_eq!(body["full_name"], "Alice Agent", "absent fields are untouched");
+    assert_eq!(
+        body["full_name"], "Alice Agent",
+        "absent fields are untouched"
+    );
     assert_eq!(body["phone"], "+1 (555) 010-0100");
     assert_eq!(body["billing_address"]["city"], "Springfield");
-    assert_eq!(body["preferences"], json!({"default_room_type": "bedroom", "email_notifications": true, "default_style": "modern"}));
+    assert_eq!(
+        body["preferences"],
+        json!({"default_room_type": "bedroom", "email_notifications": true, "default_style": "modern"})
+    );
 
-    let third = patch(&app, "auth0|alice", json!({"full_name": null, "phone": "", "preferences": {"email_notifications": null}})).await;
+    let third = patch(
+        &app,
+        "auth0|alice",
+        json!({"full_name": null, "phone": "", "preferences": {"email_notifications": null}}),
+    )
+    .await;
     let body = third.json();
     assert_eq!(body["full_name"], serde_json::Value::Null, "null clears");
     assert_eq!(body["phone"], serde_json::Value::Null, "blank clears");
     assert_eq!(body["email"], "alice@example.com");
-    assert_eq!(body["preferences"], json!({"default_room_type": "bedroom", "default_style": "modern"}));
+    assert_eq!(
+        body["preferences"],
+        json!({"default_room_type": "bedroom", "default_style": "modern"})
+    );
 
     // An empty patch changes nothing and returns the profile.
     let unchanged = patch(&app, "auth0|alice", json!({})).await;
@@ -89,27 +135,42 @@ async fn patch_changes_only_the_fields_sent(db: PgPool) {
 async fn invalid_values_are_422_and_change_nothing(db: PgPool) {
     let app = spawn_app(db).await;
     patch(&app, "auth0|alice", json!({"full_name": "Alice"})).await;
-    let response = patch(&app, "auth0|alice", json!({
-        "full_name": "Bob",
-        "email": "not an email",
-        "phone": "call me maybe",
-        "company_name": "x".repeat(101),
-        "profile_photo_url": "javascript:alert(1)",
-        "preferences": {"default_style": "baroque"}
-    }))
+    let response = patch(
+        &app,
+        "auth0|alice",
+        json!({
+            "full_name": "Bob",
+            "email": "not an email",
+            "phone": "call me maybe",
+            "company_name": "x".repeat(101),
+            "profile_photo_url": "javascript:alert(1)",
+            "preferences": {"default_style": "baroque"}
+        }),
+    )
     .await;
     // serde stops at the first type error (the enum), so that one is reported alone.
     assert_eq!(response.invalid_fields(), vec!["preferences.default_style"]);
-    let response = patch(&app, "auth0|alice", json!({
-        "full_name": "Bob",
-        "email": "not an email",
-        "phone": "call me maybe",
-        "company_name": "x".repeat(101),
-        "profile_photo_url": "javascript:alert(1)"
-    }))
+    let response = patch(
+        &app,
+        "auth0|alice",
+        json!({
+            "full_name": "Bob",
+            "email": "not an email",
+            "phone": "call me maybe",
+            "company_name": "x".repeat(101),
+            "profile_photo_url": "javascript:alert(1)"
+        }),
+    )
     .await;
-    assert_eq!(response.invalid_fields(), vec!["email", "company_name", "phone", "profile_photo_url"]);
-    assert_eq!(get(&app, "auth0|alice").await.json()["full_name"], "Alice", "nothing was written");
+    assert_eq!(
+        response.invalid_fields(),
+        vec!["email", "company_name", "phone", "profile_photo_url"]
+    );
+    assert_eq!(
+        get(&app, "auth0|alice").await.json()["full_name"],
+        "Alice",
+        "nothing was written"
+    );
 }
 
 #[sqlx::test]
@@ -117,24 +178,63 @@ async fn malformed_bodies_and_unknown_fields_are_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     let token = app.token("auth0|alice");
     let app_ref = &app;
-    let send = |c: Call| async move { c.send(&app_ref.api, &app_ref.api.web, update_profile::handle).await };
-    send(call("PATCH", ROUTE).bearer(&token).raw_body("application/json", "{\"full_name\": ")).await.assert_error(400, "bad_request");
-    send(call("PATCH", ROUTE).bearer(&token).raw_body("application/json", "[]")).await.assert_error(400, "bad_request");
-    send(call("PATCH", ROUTE).bearer(&token)).await.assert_error(400, "bad_request");
-    send(call("PATCH", ROUTE).bearer(&token).raw_body("text/plain", "{}")).await.assert_error(415, "unsupported_media_type");
-    send(call("PATCH", ROUTE).bearer(&token).json(json!({"full_name": 42}))).await.assert_error(422, "validation_failed");
+    let send = |c: Call| async move {
+        c.send(&app_ref.api, &app_ref.api.web, update_profile::handle)
+            .await
+    };
+    send(
+        call("PATCH", ROUTE)
+            .bearer(&token)
+            .raw_body("application/json", "{\"full_name\": "),
+    )
+    .await
+    .assert_error(400, "bad_request");
+    send(
+        call("PATCH", ROUTE)
+            .bearer(&token)
+            .raw_body("application/json", "[]"),
+    )
+    .await
+    .assert_error(400, "bad_request");
+    send(call("PATCH", ROUTE).bearer(&token))
+        .await
+        .assert_error(400, "bad_request");
+    send(
+        call("PATCH", ROUTE)
+            .bearer(&token)
+            .raw_body("text/plain", "{}"),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    send(
+        call("PATCH", ROUTE)
+            .bearer(&token)
+            .json(json!({"full_name": 42})),
+    )
+    .await
+    .assert_error(422, "validation_failed");
     // Mass assignment: the role cannot be set through the profile.
-    let response = send(call("PATCH", ROUTE).bearer(&token).json(json!({"role": "admin"}))).await;
+    let response = send(
+        call("PATCH", ROUTE)
+            .bearer(&token)
+            .json(json!({"role": "admin"})),
+    )
+    .await;
     assert_eq!(response.invalid_fields(), vec!["role"]);
     assert_eq!(get(&app, "auth0|alice").await.json()["role"], "user");
     let huge = json!({"full_name": "a".repeat(70 * 1024)});
-    send(call("PATCH", ROUTE).bearer(&token).json(huge)).await.assert_error(413, "payload_too_large");
+    send(call("PATCH", ROUTE).bearer(&token).json(huge))
+        .await
+        .assert_error(413, "payload_too_large");
 }
 
 #[sqlx::test]
 async fn patch_requires_a_token(db: PgPool) {
     let app = spawn_app(db).await;
-    let response = call("PATCH", ROUTE).json(json!({"full_name": "x"})).send(&app.api, &app.api.web, update_profile::handle).await;
+    let response = call("PATCH", ROUTE)
+        .json(json!({"full_name": "x"}))
+        .send(&app.api, &app.api.web, update_profile::handle)
+        .await;
     response.assert_error(401, "unauthorized");
     assert_eq!(app.user_count().await, 0);
 }

@@ -19,7 +19,12 @@ async fn create(app: &TestApp, sub: &str, name: &str) -> TestResponse {
 
 async fn create_id(app: &TestApp, sub: &str, name: &str) -> String {
     let response = create(app, sub, name).await;
-    assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(
+        response.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
     response.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -32,7 +37,11 @@ async fn list(app: &TestApp, sub: &str, query: &[(&str, &str)]) -> TestResponse 
 }
 
 async fn get(app: &TestApp, sub: &str, id: &str) -> TestResponse {
-    call("GET", ITEM).path_param("id", id).bearer(&app.token(sub)).send(&app.api, &app.api.web, get_project::handle).await
+    call("GET", ITEM)
+        .path_param("id", id)
+        .bearer(&app.token(sub))
+        .send(&app.api, &app.api.web, get_project::handle)
+        .await
 }
 
 async fn rename(app: &TestApp, sub: &str, id: &str, body: Value) -> TestResponse {
@@ -45,11 +54,18 @@ async fn rename(app: &TestApp, sub: &str, id: &str, body: Value) -> TestResponse
 }
 
 async fn delete(app: &TestApp, sub: &str, id: &str) -> TestResponse {
-    call("DELETE", ITEM).path_param("id", id).bearer(&app.token(sub)).send(&app.api, &app.api.web, delete_project::handle).await
+    call("DELETE", ITEM)
+        .path_param("id", id)
+        .bearer(&app.token(sub))
+        .send(&app.api, &app.api.web, delete_project::handle)
+        .await
 }
 
 async fn project_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&app.db).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test]
@@ -60,13 +76,21 @@ async fn create_answers_201_with_the_project(db: PgPool) {
     let body = response.json();
     assert_eq!(body["name"], "12 Maple Street");
     let id = body["id"].as_str().unwrap();
-    assert_eq!(response.header("location"), Some(format!("/api/v1/projects/{id}").as_str()));
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["created_at", "id", "name", "updated_at"]);
-    let owner: String = sqlx::query_scalar("SELECT u.auth0_sub FROM projects p JOIN users u ON u.id = p.user_id WHERE p.id = $1::uuid")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    assert_eq!(
+        response.header("location"),
+        Some(format!("/api/v1/projects/{id}").as_str())
+    );
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["created_at", "id", "name", "updated_at"]
+    );
+    let owner: String = sqlx::query_scalar(
+        "SELECT u.auth0_sub FROM projects p JOIN users u ON u.id = p.user_id WHERE p.id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(owner, "auth0|alice");
 }
 
@@ -74,22 +98,60 @@ async fn create_answers_201_with_the_project(db: PgPool) {
 async fn create_rejects_bad_input_and_writes_nothing(db: PgPool) {
     let app = spawn_app(db).await;
     for name in ["", "   ", &"x".repeat(101), "tab\tinside"] {
-        assert_eq!(create(&app, "auth0|alice", name).await.invalid_fields(), vec!["name"], "{name:?}");
+        assert_eq!(
+            create(&app, "auth0|alice", name).await.invalid_fields(),
+            vec!["name"],
+            "{name:?}"
+        );
     }
     let token = app.token("auth0|alice");
     let app_ref = &app;
-    let send = |c: Call| async move { c.send(&app_ref.api, &app_ref.api.web, create_project::handle).await };
-    send(call("POST", COLLECTION).bearer(&token).raw_body("application/json", "{name:")).await.assert_error(400, "bad_request");
-    assert_eq!(send(call("POST", COLLECTION).bearer(&token).json(json!({}))).await.invalid_fields(), vec!["name"]);
-    assert_eq!(send(call("POST", COLLECTION).bearer(&token).json(json!({"name": 7}))).await.invalid_fields(), vec!["name"]);
+    let send = |c: Call| async move {
+        c.send(&app_ref.api, &app_ref.api.web, create_project::handle)
+            .await
+    };
+    send(
+        call("POST", COLLECTION)
+            .bearer(&token)
+            .raw_body("application/json", "{name:"),
+    )
+    .await
+    .assert_error(400, "bad_request");
     assert_eq!(
-        send(call("POST", COLLECTION).bearer(&token).json(json!({"name": "ok", "user_id": Uuid::new_v4()}))).await.invalid_fields(),
+        send(call("POST", COLLECTION).bearer(&token).json(json!({})))
+            .await
+            .invalid_fields(),
+        vec!["name"]
+    );
+    assert_eq!(
+        send(
+            call("POST", COLLECTION)
+                .bearer(&token)
+                .json(json!({"name": 7}))
+        )
+        .await
+        .invalid_fields(),
+        vec!["name"]
+    );
+    assert_eq!(
+        send(
+            call("POST", COLLECTION)
+                .bearer(&token)
+                .json(json!({"name": "ok", "user_id": Uuid::new_v4()}))
+        )
+        .await
+        .invalid_fields(),
         vec!["user_id"]
     );
-    send(call("POST", COLLECTION).json(json!({"name": "ok"}))).await.assert_error(401, "unauthorized");
+    send(call("POST", COLLECTION).json(json!({"name": "ok"})))
+        .await
+        .assert_error(401, "unauthorized");
     assert_eq!(project_count(&app).await, 0);
     // 100 characters (not bytes) is the limit.
-    assert_eq!(create(&app, "auth0|alice", &"é".repeat(100)).await.status, 201);
+    assert_eq!(
+        create(&app, "auth0|alice", &"é".repeat(100)).await.status,
+        201
+    );
 }
 
 #[sqlx::test]
@@ -100,14 +162,22 @@ async fn list_shows_only_own_projects_newest_first(db: PgPool) {
     }
     create_id(&app, "auth0|bob", "bob's").await;
     let body = list(&app, "auth0|alice", &[]).await.json();
-    let names: Vec<&str> = body["projects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = body["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["third", "second", "first"]);
     assert_eq!(body["next_cursor"], Value::Null);
     // A new user has an empty array, never null.
     let body = list(&app, "auth0|carol", &[]).await.json();
     assert_eq!(body["projects"], json!([]));
     list(&app, "auth0|alice", &[]).await;
-    call("GET", COLLECTION).send(&app.api, &app.api.web, list_projects::handle).await.assert_error(401, "unauthorized");
+    call("GET", COLLECTION)
+        .send(&app.api, &app.api.web, list_projects::handle)
+        .await
+        .assert_error(401, "unauthorized");
 }
 
 #[sqlx::test]
@@ -133,8 +203,15 @@ async fn list_paginates_with_a_cursor(db: PgPool) {
         }
     }
     assert_eq!(seen, vec!["p4", "p3", "p2", "p1", "p0"]);
-    for bad in [("limit", "0"), ("limit", "101"), ("limit", "ten"), ("cursor", "bogus")] {
-        list(&app, "auth0|alice", &[bad]).await.assert_error(400, "bad_request");
+    for bad in [
+        ("limit", "0"),
+        ("limit", "101"),
+        ("limit", "ten"),
+        ("cursor", "bogus"),
+    ] {
+        list(&app, "auth0|alice", &[bad])
+            .await
+            .assert_error(400, "bad_request");
     }
 }
 
@@ -150,8 +227,14 @@ async fn get_answers_404_for_missing_and_foreign_projects(db: PgPool) {
     // Exactly the answer for a project that does not exist: nothing to learn by probing.
     let missing = get(&app, "auth0|bob", &Uuid::new_v4().to_string()).await;
     assert_eq!(foreign.json(), missing.json());
-    get(&app, "auth0|alice", "not-a-uuid").await.assert_error(400, "bad_request");
-    call("GET", ITEM).path_param("id", &id).send(&app.api, &app.api.web, get_project::handle).await.assert_error(401, "unauthorized");
+    get(&app, "auth0|alice", "not-a-uuid")
+        .await
+        .assert_error(400, "bad_request");
+    call("GET", ITEM)
+        .path_param("id", &id)
+        .send(&app.api, &app.api.web, get_project::handle)
+        .await
+        .assert_error(401, "unauthorized");
 }
 
 #[sqlx::test]
@@ -166,13 +249,36 @@ async fn rename_changes_own_projects_only(db: PgPool) {
     assert_eq!(after["created_at"], before["created_at"]);
     assert!(after["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
 
-    rename(&app, "auth0|bob", &id, json!({"name": "Hijacked"})).await.assert_error(404, "not_found");
-    assert_eq!(rename(&app, "auth0|alice", &id, json!({"name": ""})).await.invalid_fields(), vec!["name"]);
-    assert_eq!(rename(&app, "auth0|alice", &id, json!({"title": "x"})).await.invalid_fields(), vec!["title"]);
-    rename(&app, "auth0|alice", "123", json!({"name": "x"})).await.assert_error(400, "bad_request");
-    let malformed = call("PUT", ITEM).path_param("id", &id).bearer(&app.token("auth0|alice")).raw_body("application/json", "nope");
-    malformed.send(&app.api, &app.api.web, rename_project::handle).await.assert_error(400, "bad_request");
-    assert_eq!(get(&app, "auth0|alice", &id).await.json()["name"], "New name");
+    rename(&app, "auth0|bob", &id, json!({"name": "Hijacked"}))
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        rename(&app, "auth0|alice", &id, json!({"name": ""}))
+            .await
+            .invalid_fields(),
+        vec!["name"]
+    );
+    assert_eq!(
+        rename(&app, "auth0|alice", &id, json!({"title": "x"}))
+            .await
+            .invalid_fields(),
+        vec!["title"]
+    );
+    rename(&app, "auth0|alice", "123", json!({"name": "x"}))
+        .await
+        .assert_error(400, "bad_request");
+    let malformed = call("PUT", ITEM)
+        .path_param("id", &id)
+        .bearer(&app.token("auth0|alice"))
+        .raw_body("application/json", "nope");
+    malformed
+        .send(&app.api, &app.api.web, rename_project::handle)
+        .await
+        .assert_error(400, "bad_request");
+    assert_eq!(
+        get(&app, "auth0|alice", &id).await.json()["name"],
+        "New name"
+    );
 }
 
 #[sqlx::test]
@@ -192,14 +298,24 @@ async fn delete_hides_the_project_and_keeps_usage_history(db: PgPool) {
     .await
     .unwrap();
 
-    delete(&app, "auth0|bob", &id).await.assert_error(404, "not_found");
-    assert_eq!(get(&app, "auth0|alice", &id).await.status, 200, "a foreign delete changed nothing");
+    delete(&app, "auth0|bob", &id)
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        get(&app, "auth0|alice", &id).await.status,
+        200,
+        "a foreign delete changed nothing"
+    );
 
     let response = delete(&app, "auth0|alice", &id).await;
     assert_eq!(response.status, 204);
     assert!(response.body.is_empty());
-    get(&app, "auth0|alice", &id).await.assert_error(404, "not_found");
-    delete(&app, "auth0|alice", &id).await.assert_error(404, "not_found");
+    get(&app, "auth0|alice", &id)
+        .await
+        .assert_error(404, "not_found");
+    delete(&app, "auth0|alice", &id)
+        .await
+        .assert_error(404, "not_found");
     let names: Vec<String> = list(&app, "auth0|alice", &[]).await.json()["projects"]
         .as_array()
         .unwrap()
@@ -215,8 +331,13 @@ async fn delete_hides_the_project_and_keeps_usage_history(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(ledger, 1, "usage history survives the delete");
-    assert_eq!(deleted_images, 1, "images are soft-deleted with their project, awaiting storage purge");
-    delete(&app, "auth0|alice", "nope").await.assert_error(400, "bad_request");
+    assert_eq!(
+        deleted_images, 1,
+        "images are soft-deleted with their project, awaiting storage purge"
+    );
+    delete(&app, "auth0|alice", "nope")
+        .await
+        .assert_error(400, "bad_request");
 }
 
 #[sqlx::test]
@@ -227,11 +348,24 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
         .header("origin", FRONTEND)
         .send(&app.api, &app.api.web, list_projects::handle)
         .await;
-    assert_eq!(response.header("access-control-allow-origin"), Some(FRONTEND));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some(FRONTEND)
+    );
     assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(response.header("cache-control"), Some("no-store"));
-    assert!(response.header("strict-transport-security").unwrap().starts_with("max-age="));
-    assert!(response.header("x-request-id").unwrap().starts_with("test-"));
+    assert!(
+        response
+            .header("strict-transport-security")
+            .unwrap()
+            .starts_with("max-age=")
+    );
+    assert!(
+        response
+            .header("x-request-id")
+            .unwrap()
+            .starts_with("test-")
+    );
     assert_eq!(response.header("content-type"), Some("application/json"));
 
     let foreign_origin = call("GET", COLLECTION)
@@ -242,7 +376,10 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
     assert_eq!(foreign_origin.header("access-control-allow-origin"), None);
 
     // Errors carry the same headers.
-    let error = call("GET", COLLECTION).header("origin", FRONTEND).send(&app.api, &app.api.web, list_projects::handle).await;
+    let error = call("GET", COLLECTION)
+        .header("origin", FRONTEND)
+        .send(&app.api, &app.api.web, list_projects::handle)
+        .await;
     assert_eq!(error.status, 401);
     assert_eq!(error.header("access-control-allow-origin"), Some(FRONTEND));
     assert_eq!(error.header("x-content-type-options"), Some("nosniff"));
@@ -253,7 +390,21 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
         .send(&app.api, &app.api.web, create_project::handle)
         .await;
     assert_eq!(preflight.status, 204);
-    assert!(preflight.header("access-control-allow-methods").unwrap().contains("POST"));
-    assert!(preflight.header("access-control-allow-headers").unwrap().contains("authorization"));
-    assert_eq!(project_count(&app).await, 0, "a preflight never runs the handler");
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    assert_eq!(
+        project_count(&app).await,
+        0,
+        "a preflight never runs the handler"
+    );
 }

@@ -25,7 +25,9 @@ fn template_routes() -> (Routes, BTreeSet<String>) {
             .expect("every function names its binary under Metadata.BuildProperties.Binary")
             .to_string();
         binaries.insert(binary.clone());
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
         for (_, event) in events {
             if event["Type"].as_str() == Some("HttpApi") {
                 let props = &event["Properties"];
@@ -43,10 +45,15 @@ fn template_routes() -> (Routes, BTreeSet<String>) {
 fn router_routes() -> Routes {
     let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     let doc: toml::Value = toml::from_str(&text).unwrap();
-    let router = doc["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap();
+    let router = doc["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .unwrap();
     let mut routes = Routes::new();
     for (path, target) in router {
-        for entry in target.as_array().expect("routes are written as method lists") {
+        for entry in target
+            .as_array()
+            .expect("routes are written as method lists")
+        {
             routes.insert((
                 path.clone(),
                 entry["method"].as_str().unwrap().to_uppercase(),
@@ -68,8 +75,14 @@ fn openapi_routes() -> Routes {
             if !["get", "put", "post", "delete", "patch", "options", "head"].contains(&method) {
                 continue;
             }
-            let function = operation["x-function"].as_str().unwrap_or_else(|| panic!("{method} {path:?} has no x-function"));
-            routes.insert((path.as_str().unwrap().to_string(), method.to_uppercase(), function.to_string()));
+            let function = operation["x-function"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path:?} has no x-function"));
+            routes.insert((
+                path.as_str().unwrap().to_string(),
+                method.to_uppercase(),
+                function.to_string(),
+            ));
         }
     }
     routes
@@ -95,7 +108,11 @@ fn template_router_and_openapi_declare_the_same_routes() {
 #[test]
 fn every_function_crate_is_deployed_and_every_deployed_function_exists() {
     let (_, binaries) = template_routes();
-    assert_eq!(binaries, workspace_functions(), "template.yaml functions vs functions/*");
+    assert_eq!(
+        binaries,
+        workspace_functions(),
+        "template.yaml functions vs functions/*"
+    );
 }
 
 #[test]
@@ -108,7 +125,11 @@ fn the_template_uses_the_runtime_and_build_the_design_calls_for() {
     assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
     for (name, resource) in doc["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
-            assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name:?}");
+            assert_eq!(
+                resource["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{name:?}"
+            );
         }
     }
 }

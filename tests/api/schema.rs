@@ -14,7 +14,10 @@ async fn migrations_are_reversible(db: PgPool) {
     .fetch_one(&db)
     .await
     .unwrap();
-    assert_eq!(tables, 0, "the down migrations remove everything the up migrations created");
+    assert_eq!(
+        tables, 0,
+        "the down migrations remove everything the up migrations created"
+    );
     MIGRATOR.run(&db).await.unwrap();
 }
 
@@ -30,11 +33,27 @@ async fn every_room_type_and_style_is_accepted_by_the_database(db: PgPool) {
     let insert = "INSERT INTO images (project_id, user_id, original_key, room_type, style) VALUES ($1, $2, 'k', $3, $4)";
     for room in RoomType::ALL {
         for style in Style::ALL {
-            sqlx::query(insert).bind(project).bind(user).bind(room.as_str()).bind(style.as_str()).execute(&db).await.unwrap();
+            sqlx::query(insert)
+                .bind(project)
+                .bind(user)
+                .bind(room.as_str())
+                .bind(style.as_str())
+                .execute(&db)
+                .await
+                .unwrap();
         }
     }
-    let bogus = sqlx::query(insert).bind(project).bind(user).bind("garage").bind("modern").execute(&db).await;
-    assert!(bogus.is_err(), "the CHECK constraint and the enumeration agree");
+    let bogus = sqlx::query(insert)
+        .bind(project)
+        .bind(user)
+        .bind("garage")
+        .bind("modern")
+        .execute(&db)
+        .await;
+    assert!(
+        bogus.is_err(),
+        "the CHECK constraint and the enumeration agree"
+    );
 }
 
 #[sqlx::test]
@@ -67,10 +86,23 @@ async fn the_usage_ledger_is_append_only(db: PgPool) {
     .execute(&db)
     .await
     .unwrap();
-    assert!(sqlx::query("UPDATE usage_ledger SET units = 0").execute(&db).await.is_err());
-    assert!(sqlx::query("DELETE FROM usage_ledger").execute(&db).await.is_err());
+    assert!(
+        sqlx::query("UPDATE usage_ledger SET units = 0")
+            .execute(&db)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM usage_ledger")
+            .execute(&db)
+            .await
+            .is_err()
+    );
     // Erasing the user (the one legitimate removal) cascades.
     sqlx::query("DELETE FROM users").execute(&db).await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_ledger").fetch_one(&db).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_ledger")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(left, 0);
 }

@@ -41,7 +41,10 @@ pub fn attacker_jwk() -> Value {
 }
 
 pub fn web_config() -> WebConfig {
-    WebConfig { app_env: AppEnv::Test, frontend_origin: FRONTEND.to_string() }
+    WebConfig {
+        app_env: AppEnv::Test,
+        frontend_origin: FRONTEND.to_string(),
+    }
 }
 
 pub fn now() -> i64 {
@@ -77,11 +80,21 @@ pub async fn spawn_app_with(db: PgPool, refresh_interval: Duration, mount_jwks: 
         jwks_url: format!("{issuer}.well-known/jwks.json").parse().unwrap(),
     };
     let mut api = ApiState::new(web_config(), db.clone(), auth.clone()).unwrap();
-    api.auth = Authenticator::new(auth, outbound_http_client().unwrap()).with_refresh_interval(refresh_interval);
+    api.auth = Authenticator::new(auth, outbound_http_client().unwrap())
+        .with_refresh_interval(refresh_interval);
     // Owned by the test (not leaked): the sqlx harness's per-test pool must be dropped when the
     // test ends or its connection permits never return to the shared parent pool.
-    let public = PublicState { web: web_config(), db: db.clone() };
-    TestApp { db, api, public, jwks, issuer }
+    let public = PublicState {
+        web: web_config(),
+        db: db.clone(),
+    };
+    TestApp {
+        db,
+        api,
+        public,
+        jwks,
+        issuer,
+    }
 }
 
 impl TestApp {
@@ -96,7 +109,10 @@ impl TestApp {
     }
 
     pub async fn user_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&self.db).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
     }
 }
 
@@ -127,7 +143,14 @@ pub struct Call {
 }
 
 pub fn call(method: &'static str, route: &'static str) -> Call {
-    Call { method, route, path_params: BTreeMap::new(), query: Vec::new(), headers: BTreeMap::new(), body: None }
+    Call {
+        method,
+        route,
+        path_params: BTreeMap::new(),
+        query: Vec::new(),
+        headers: BTreeMap::new(),
+        body: None,
+    }
 }
 
 impl Call {
@@ -140,7 +163,8 @@ impl Call {
         self
     }
     pub fn header(mut self, name: &str, value: impl ToString) -> Self {
-        self.headers.insert(name.to_ascii_lowercase(), value.to_string());
+        self.headers
+            .insert(name.to_ascii_lowercase(), value.to_string());
         self
     }
     pub fn bearer(self, token: &str) -> Self {
@@ -150,7 +174,8 @@ impl Call {
         self.raw_body("application/json", &body.to_string())
     }
     pub fn raw_body(mut self, content_type: &str, body: &str) -> Self {
-        self.headers.insert("content-type".into(), content_type.into());
+        self.headers
+            .insert("content-type".into(), content_type.into());
         self.body = Some(body.to_string());
         self
     }
@@ -161,15 +186,27 @@ impl Call {
         for (name, value) in &self.path_params {
             path = path.replace(&format!("{{{name}}}"), value);
         }
-        let raw_query = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        let raw_query = self
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
         // Payload 2.0 joins repeated query parameters with commas.
         let mut query_map: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &self.query {
-            query_map.entry(k.clone()).and_modify(|e| *e = format!("{e},{v}")).or_insert(v.clone());
+            query_map
+                .entry(k.clone())
+                .and_modify(|e| *e = format!("{e},{v}"))
+                .or_insert(v.clone());
         }
         let mut headers = self.headers.clone();
-        headers.entry("host".into()).or_insert("api.realstaging.test".into());
-        headers.entry("user-agent".into()).or_insert("integration-tests".into());
+        headers
+            .entry("host".into())
+            .or_insert("api.realstaging.test".into());
+        headers
+            .entry("user-agent".into())
+            .or_insert("integration-tests".into());
         json!({
             "version": "2.0",
             "routeKey": format!("{} {}", self.method, self.route),
@@ -202,11 +239,17 @@ impl Call {
     }
 
     pub fn request(&self) -> Request {
-        shared::lambda_http::request::from_str(&self.event().to_string()).expect("a valid API Gateway v2 event")
+        shared::lambda_http::request::from_str(&self.event().to_string())
+            .expect("a valid API Gateway v2 event")
     }
 
     /// Runs `handler` on this event through [`shared::http::respond`], as in production.
-    pub async fn send<'a, S, F, Fut>(&self, state: &'a S, web: &WebConfig, handler: F) -> TestResponse
+    pub async fn send<'a, S, F, Fut>(
+        &self,
+        state: &'a S,
+        web: &WebConfig,
+        handler: F,
+    ) -> TestResponse
     where
         F: FnOnce(&'a S, Request) -> Fut,
         Fut: Future<Output = Result<Response<Body>, ApiError>>,
@@ -226,21 +269,35 @@ pub struct TestResponse {
 impl From<Response<Body>> for TestResponse {
     fn from(response: Response<Body>) -> Self {
         let (parts, body) = response.into_parts();
-        TestResponse { status: parts.status.as_u16(), headers: parts.headers, body: body.to_vec() }
+        TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.to_vec(),
+        }
     }
 }
 
 impl TestResponse {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
     /// Fields named in a 422's `validation_errors`.
     pub fn invalid_fields(&self) -> Vec<String> {
-        assert_eq!(self.status, 422, "expected 422, got {}: {}", self.status, String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            422,
+            "expected 422, got {}: {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
         let body = self.json();
         assert_eq!(body["error"], "validation_failed");
         body["validation_errors"]
@@ -252,7 +309,12 @@ impl TestResponse {
     }
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         assert_eq!(self.json()["error"], code);
     }
 }

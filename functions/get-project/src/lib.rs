@@ -10,6 +10,8 @@ use shared::state::ApiState;
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;
     let id = path_uuid(&req, "id")?;
-    let project = projects::find_owned(&state.db, user.id, id).await?.ok_or(ApiError::NotFound("project"))?;
+    let project = projects::find_owned(&state.db, user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
     ok(&ProjectView::from(project))
 }

@@ -34,20 +34,43 @@ struct Check {
 
 pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
     let started = Instant::now();
-    let probe = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&state.db)).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(3),
+        sqlx::query("SELECT 1").execute(&state.db),
+    )
+    .await;
     let database = match probe {
-        Ok(Ok(_)) => Check { status: "ok", latency_ms: Some(started.elapsed().as_millis() as u64), message: None },
+        Ok(Ok(_)) => Check {
+            status: "ok",
+            latency_ms: Some(started.elapsed().as_millis() as u64),
+            message: None,
+        },
         Ok(Err(err)) => {
             shared::tracing::warn!(error = %err, "health check: database query failed");
-            Check { status: "error", latency_ms: None, message: Some("database unreachable") }
+            Check {
+                status: "error",
+                latency_ms: None,
+                message: Some("database unreachable"),
+            }
         }
         Err(_) => {
             shared::tracing::warn!("health check: database query timed out");
-            Check { status: "error", latency_ms: None, message: Some("database timed out") }
+            Check {
+                status: "error",
+                latency_ms: None,
+                message: Some("database timed out"),
+            }
         }
     };
     let healthy = database.status == "ok";
-    let body = Health { status: if healthy { "ok" } else { "unavailable" }, checks: Checks { database } };
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Health {
+        status: if healthy { "ok" } else { "unavailable" },
+        checks: Checks { database },
+    };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok(json_response(status, &body))
 }

@@ -27,12 +27,25 @@ pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
     let plans = plans::list_active(&state.db)
         .await?
         .into_iter()
-        .map(|Plan { code, name, price_id, monthly_limit }| PlanView { code, name, monthly_limit, price_id })
+        .map(
+            |Plan {
+                 code,
+                 name,
+                 price_id,
+                 monthly_limit,
+             }| PlanView {
+                code,
+                name,
+                monthly_limit,
+                price_id,
+            },
+        )
         .collect();
     let mut response = ok(&PlanList { plans })?;
     // The same for everyone and changed only by a deploy.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     Ok(response)
 }

@@ -27,7 +27,11 @@ impl MigrateState {
         let database = DatabaseConfig::from_env(env)?;
         let plans = PlansConfig::from_env(env, app_env)?;
         let db = db::pool_with(&database, db::connect_options(&database)?);
-        Ok(MigrateState { db, plans, http: shared::state::outbound_http_client()? })
+        Ok(MigrateState {
+            db,
+            plans,
+            http: shared::state::outbound_http_client()?,
+        })
     }
 }
 
@@ -59,12 +63,19 @@ pub const PHYSICAL_RESOURCE_ID: &str = "realstaging-database-migrations";
 
 /// Handles one invocation. Errors are returned only when CloudFormation could not be told the
 /// outcome (so Lambda's retry of the asynchronous invocation tries again).
-pub async fn handle(state: &MigrateState, event: Value) -> Result<Value, shared::lambda_runtime::Error> {
+pub async fn handle(
+    state: &MigrateState,
+    event: Value,
+) -> Result<Value, shared::lambda_runtime::Error> {
     let Some(request) = CustomResource::parse(&event) else {
         let report = migrate_and_sync(&state.db, &state.plans).await?;
         return Ok(serde_json::to_value(report)?);
     };
-    tracing::info!(request_type = request.request_type, logical_resource_id = request.logical_resource_id, "CloudFormation custom resource request");
+    tracing::info!(
+        request_type = request.request_type,
+        logical_resource_id = request.logical_resource_id,
+        "CloudFormation custom resource request"
+    );
     let outcome: Result<Option<MigrationReport>, String> = match request.request_type {
         // Removing the stack (or this resource) must never touch the data.
         "Delete" => Ok(None),
@@ -75,11 +86,19 @@ pub async fn handle(state: &MigrateState, event: Value) -> Result<Value, shared:
         other => Err(format!("unknown RequestType {other}")),
     };
     let (status, reason, data) = match &outcome {
-        Ok(report) => ("SUCCESS", "database is current".to_string(), report.as_ref().map(report_data)),
+        Ok(report) => (
+            "SUCCESS",
+            "database is current".to_string(),
+            report.as_ref().map(report_data),
+        ),
         Err(message) => {
             tracing::error!(error = %message, "database migration failed");
             // CloudFormation limits the whole response to 4 KiB.
-            ("FAILED", truncate(&format!("database migration failed: {message}"), 1500), None)
+            (
+                "FAILED",
+                truncate(&format!("database migration failed: {message}"), 1500),
+                None,
+            )
         }
     };
     let body = json!({

@@ -4,7 +4,9 @@ use shared::serde_json::Value;
 
 fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_logging();
-    let runtime = shared::tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = shared::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let state = migrate::MigrateState::from_env(&Env(&ProcessEnv))
             .inspect_err(|err| shared::tracing::error!(error = %err, "function init failed"))?;

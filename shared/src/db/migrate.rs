@@ -28,8 +28,14 @@ pub async fn migrate_and_sync(db: &PgPool, plans: &PlansConfig) -> anyhow::Resul
     migrator.set_ignore_missing(true);
     migrator.run(db).await.context("applying migrations")?;
     let after = applied_versions(db).await?;
-    let applied: Vec<i64> = after.iter().copied().filter(|v| !before.contains(v)).collect();
-    super::plans::sync(db, &plans.plans).await.context("syncing the plans table from configuration")?;
+    let applied: Vec<i64> = after
+        .iter()
+        .copied()
+        .filter(|v| !before.contains(v))
+        .collect();
+    super::plans::sync(db, &plans.plans)
+        .await
+        .context("syncing the plans table from configuration")?;
     let report = MigrationReport {
         applied,
         current_version: after.last().copied(),
@@ -47,7 +53,9 @@ async fn applied_versions(db: &PgPool) -> anyhow::Result<Vec<i64>> {
     if !exists {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(db)
+            .await?,
+    )
 }

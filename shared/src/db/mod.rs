@@ -8,9 +8,9 @@ pub mod users;
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
 use crate::config::DatabaseConfig;
 
@@ -21,19 +21,24 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// database outage shows up as a 503 from `/health` rather than a crash loop.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::config::ConfigError> {
     // A request must never hang a Lambda until its timeout.
-    let options = connect_options(config)?
-        .options([("statement_timeout", "10s"), ("idle_in_transaction_session_timeout", "30s")]);
+    let options = connect_options(config)?.options([
+        ("statement_timeout", "10s"),
+        ("idle_in_transaction_session_timeout", "30s"),
+    ]);
     Ok(pool_with(config, options))
 }
 
 /// Connection options from `DATABASE_URL`, without the request-path timeouts (migrations may
 /// legitimately run longer than a request).
-pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::config::ConfigError> {
-    config
-        .url
-        .expose()
-        .parse()
-        .map_err(|_| crate::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL"))
+pub fn connect_options(
+    config: &DatabaseConfig,
+) -> Result<PgConnectOptions, crate::config::ConfigError> {
+    config.url.expose().parse().map_err(|_| {
+        crate::config::ConfigError::invalid(
+            "DATABASE_URL",
+            "is not a valid Postgres connection URL",
+        )
+    })
 }
 
 pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {
@@ -49,7 +54,9 @@ pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {
 pub async fn warm_up(pool: &PgPool) {
     match tokio::time::timeout(Duration::from_secs(2), pool.acquire()).await {
         Ok(Ok(_connection)) => tracing::debug!("database connection warmed up"),
-        Ok(Err(err)) => tracing::warn!(error = %err, "could not open a database connection during init"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "could not open a database connection during init")
+        }
         Err(_) => tracing::warn!("opening a database connection during init timed out"),
     }
 }

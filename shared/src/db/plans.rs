@@ -26,7 +26,9 @@ pub async fn sync(db: &PgPool, definitions: &[PlanDefinition]) -> Result<(), sql
     let mut tx = db.begin().await?;
     // Clear prices first so a configuration that moves a price from one plan to another does not
     // trip the unique constraint mid-way (it is deferred to commit as well).
-    sqlx::query("UPDATE plans SET price_id = NULL WHERE price_id IS NOT NULL").execute(&mut *tx).await?;
+    sqlx::query("UPDATE plans SET price_id = NULL WHERE price_id IS NOT NULL")
+        .execute(&mut *tx)
+        .await?;
     for (position, plan) in definitions.iter().enumerate() {
         sqlx::query(
             "INSERT INTO plans (code, name, price_id, monthly_limit, sort_order, active) \

@@ -22,8 +22,15 @@ macro_rules! columns {
 }
 
 pub async fn create(db: &PgPool, owner: Uuid, name: &ProjectName) -> Result<Project, ApiError> {
-    const SQL: &str = concat!("INSERT INTO projects (user_id, name) VALUES ($1, $2) RETURNING ", columns!());
-    Ok(sqlx::query_as(SQL).bind(owner).bind(name.as_str()).fetch_one(db).await?)
+    const SQL: &str = concat!(
+        "INSERT INTO projects (user_id, name) VALUES ($1, $2) RETURNING ",
+        columns!()
+    );
+    Ok(sqlx::query_as(SQL)
+        .bind(owner)
+        .bind(name.as_str())
+        .fetch_one(db)
+        .await?)
 }
 
 /// The owner's live project, or `None` when it does not exist, was deleted, or is someone else's.
@@ -33,11 +40,20 @@ pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Pro
         columns!(),
         " FROM projects WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
     );
-    Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
+    Ok(sqlx::query_as(SQL)
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// One page of the owner's projects, newest first (ties broken by id so pages never overlap).
-pub async fn list_owned(db: &PgPool, owner: Uuid, limit: u32, after: Option<&Cursor>) -> Result<Page<Project>, ApiError> {
+pub async fn list_owned(
+    db: &PgPool,
+    owner: Uuid,
+    limit: u32,
+    after: Option<&Cursor>,
+) -> Result<Page<Project>, ApiError> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
@@ -55,19 +71,32 @@ pub async fn list_owned(db: &PgPool, owner: Uuid, limit: u32, after: Option<&Cur
         .await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|p| Cursor { created_at: p.created_at, id: p.id })
+        rows.last().map(|p| Cursor {
+            created_at: p.created_at,
+            id: p.id,
+        })
     } else {
         None
     };
     Ok(Page { items: rows, next })
 }
 
-pub async fn rename_owned(db: &PgPool, owner: Uuid, id: Uuid, name: &ProjectName) -> Result<Option<Project>, ApiError> {
+pub async fn rename_owned(
+    db: &PgPool,
+    owner: Uuid,
+    id: Uuid,
+    name: &ProjectName,
+) -> Result<Option<Project>, ApiError> {
     const SQL: &str = concat!(
         "UPDATE projects SET name = $3 WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL RETURNING ",
         columns!()
     );
-    Ok(sqlx::query_as(SQL).bind(id).bind(owner).bind(name.as_str()).fetch_optional(db).await?)
+    Ok(sqlx::query_as(SQL)
+        .bind(id)
+        .bind(owner)
+        .bind(name.as_str())
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Soft-deletes the owner's project and its images in one transaction. The images' storage

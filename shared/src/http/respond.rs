@@ -18,7 +18,12 @@ const EXPOSED_HEADERS: &str = "location, x-request-id";
 ///
 /// API Gateway answers CORS preflights itself when the HttpApi has a CORS configuration (as the
 /// SAM template does); an `OPTIONS` that does reach a function is answered here the same way.
-pub async fn respond<'a, S, F, Fut>(state: &'a S, web: &WebConfig, req: Request, handler: F) -> Response<Body>
+pub async fn respond<'a, S, F, Fut>(
+    state: &'a S,
+    web: &WebConfig,
+    req: Request,
+    handler: F,
+) -> Response<Body>
 where
     S: ?Sized,
     F: FnOnce(&'a S, Request) -> Fut,
@@ -33,7 +38,9 @@ where
         let mut response = if method == Method::OPTIONS {
             preflight(web, req.headers())
         } else {
-            handler(state, req).await.unwrap_or_else(ApiError::into_response)
+            handler(state, req)
+                .await
+                .unwrap_or_else(ApiError::into_response)
         };
         let headers = response.headers_mut();
         add_security_headers(headers);
@@ -56,9 +63,18 @@ fn preflight(web: &WebConfig, headers: &HeaderMap) -> Response<Body> {
     let allowed = origin_allowed(web, headers.get(header::ORIGIN));
     if allowed {
         let out = response.headers_mut();
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
-        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOWED_HEADERS));
-        out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOWED_METHODS),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOWED_HEADERS),
+        );
+        out.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     response
 }
@@ -76,12 +92,18 @@ fn add_cors_headers(headers: &mut HeaderMap, web: &WebConfig, origin: Option<&He
         && let Some(origin) = origin
     {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
     }
 }
 
 fn add_security_headers(headers: &mut HeaderMap) {
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=63072000; includeSubDomains"),
@@ -91,7 +113,10 @@ fn add_security_headers(headers: &mut HeaderMap) {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // Responses are per-user JSON unless a handler explicitly says otherwise (public plans).
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -62,7 +62,11 @@ enum Parsed {
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let mut args = Args { sub: DEFAULT_SUB.to_string(), ttl: DEFAULT_TTL, key: default_key_path() };
+    let mut args = Args {
+        sub: DEFAULT_SUB.to_string(),
+        ttl: DEFAULT_TTL,
+        key: default_key_path(),
+    };
     while let Some(arg) = argv.next() {
         // Accept both `--flag value` and `--flag=value`.
         let (flag, inline) = match arg.split_once('=') {
@@ -70,7 +74,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| argv.next()).ok_or_else(|| format!("{name} needs a value"))
+            inline
+                .clone()
+                .or_else(|| argv.next())
+                .ok_or_else(|| format!("{name} needs a value"))
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -83,7 +90,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
             }
             "--ttl" => {
                 let raw = value("--ttl")?;
-                let ttl: i64 = raw.parse().map_err(|_| format!("--ttl `{raw}` is not a whole number of seconds"))?;
+                let ttl: i64 = raw
+                    .parse()
+                    .map_err(|_| format!("--ttl `{raw}` is not a whole number of seconds"))?;
                 if !(1..=MAX_TTL).contains(&ttl) {
                     return Err(format!("--ttl must be between 1 and {MAX_TTL} seconds"));
                 }
@@ -97,13 +106,21 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn mint(args: &Args) -> Result<String, String> {
-    let pem = std::fs::read(&args.key).map_err(|e| format!("cannot read key {}: {e}", args.key.display()))?;
-    let key = EncodingKey::from_rsa_pem(&pem)
-        .map_err(|e| format!("{} is not an RSA private key in PEM form: {e}", args.key.display()))?;
+    let pem = std::fs::read(&args.key)
+        .map_err(|e| format!("cannot read key {}: {e}", args.key.display()))?;
+    let key = EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+        format!(
+            "{} is not an RSA private key in PEM form: {e}",
+            args.key.display()
+        )
+    })?;
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(KID.to_string());
     let now = Utc::now().timestamp();

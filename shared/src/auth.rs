@@ -122,12 +122,9 @@ impl Authenticator {
             return Err(ApiError::unauthorized("The access token is too large"));
         }
         // `alg: none` and unknown algorithms fail to parse here.
-        let header = decode_header(token)
-            .map_err(|_| ApiError::unauthorized("The access token is malformed"))?;
+        let header = decode_header(token).map_err(|_| ApiError::unauthorized("The access token is malformed"))?;
         if header.alg != Algorithm::RS256 {
-            return Err(ApiError::unauthorized(
-                "The access token must be signed with RS256",
-            ));
+            return Err(ApiError::unauthorized("The access token must be signed with RS256"));
         }
         let kid = header
             .kid
@@ -142,18 +139,14 @@ impl Authenticator {
                 ErrorKind::InvalidIssuer => "The access token was issued by an unexpected issuer",
                 ErrorKind::InvalidAudience => "The access token is not meant for this API",
                 ErrorKind::InvalidSignature => "The access token signature is invalid",
-                ErrorKind::MissingRequiredClaim(_) => {
-                    "The access token is missing a required claim"
-                }
+                ErrorKind::MissingRequiredClaim(_) => "The access token is missing a required claim",
                 _ => "The access token is invalid",
             };
             ApiError::unauthorized(reason)
         })?;
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > 255 {
-            return Err(ApiError::unauthorized(
-                "The access token has an invalid subject",
-            ));
+            return Err(ApiError::unauthorized("The access token has an invalid subject"));
         }
         Ok(Identity { sub })
     }
@@ -169,37 +162,29 @@ impl Authenticator {
             if let Some(key) = cache.keys.get(kid) {
                 return Ok(key.clone());
             }
-            if cache
-                .next_fetch_allowed
-                .is_some_and(|at| Instant::now() < at)
-            {
-                return Err(ApiError::unauthorized(
-                    "The access token was signed by an unknown key",
-                ));
+            if cache.next_fetch_allowed.is_some_and(|at| Instant::now() < at) {
+                return Err(ApiError::unauthorized("The access token was signed by an unknown key"));
             }
         }
         match self.fetch_keys().await {
             Ok(keys) => {
                 let mut cache = self.cache.write().await;
-                tracing::info!(
-                    keys = keys.len(),
-                    "fetched the identity provider's signing keys"
-                );
+                tracing::info!(keys = keys.len(), "fetched the identity provider's signing keys");
                 cache.keys = keys;
                 cache.fetched = true;
                 cache.next_fetch_allowed = Some(Instant::now() + self.refresh_interval);
-                cache.keys.get(kid).cloned().ok_or_else(|| {
-                    ApiError::unauthorized("The access token was signed by an unknown key")
-                })
+                cache
+                    .keys
+                    .get(kid)
+                    .cloned()
+                    .ok_or_else(|| ApiError::unauthorized("The access token was signed by an unknown key"))
             }
             Err(err) => {
                 let mut cache = self.cache.write().await;
                 cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 if cache.fetched {
                     tracing::warn!(error = %format!("{err:#}"), "JWKS refresh failed; keeping the cached keys");
-                    Err(ApiError::unauthorized(
-                        "The access token was signed by an unknown key",
-                    ))
+                    Err(ApiError::unauthorized("The access token was signed by an unknown key"))
                 } else {
                     Err(ApiError::unavailable(
                         "The identity provider is unreachable; try again shortly",
@@ -238,10 +223,7 @@ impl Authenticator {
                 continue;
             };
             let rsa = matches!(jwk.algorithm, AlgorithmParameters::RSA(_));
-            let for_signing = matches!(
-                jwk.common.public_key_use,
-                None | Some(PublicKeyUse::Signature)
-            );
+            let for_signing = matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature));
             let rs256 = matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256));
             if rsa && for_signing && rs256 {
                 match DecodingKey::from_jwk(jwk) {
@@ -268,9 +250,9 @@ fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("The Authorization header is not valid text"))?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-        ApiError::unauthorized("The Authorization header must be `Bearer <token>`")
-    })?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("The Authorization header must be `Bearer <token>`"))?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
         return Err(ApiError::unauthorized(

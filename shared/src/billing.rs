@@ -20,14 +20,7 @@ impl PlansConfig {
     /// `STRIPE_PRICE_{FREE,PRO,BUSINESS}` and `PLAN_{FREE,PRO,BUSINESS}_MONTHLY_LIMIT` (10/100/500).
     /// Paid prices are required in deployed environments; the free plan never needs one.
     pub fn from_env(env: &Env, app_env: AppEnv) -> Result<Self, ConfigError> {
-        let table: [(
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            u32,
-            bool,
-        ); 3] = [
+        let table: [(&'static str, &'static str, &'static str, &'static str, u32, bool); 3] = [
             (
                 "free",
                 "Free",
@@ -36,14 +29,7 @@ impl PlansConfig {
                 10,
                 false,
             ),
-            (
-                "pro",
-                "Pro",
-                "STRIPE_PRICE_PRO",
-                "PLAN_PRO_MONTHLY_LIMIT",
-                100,
-                true,
-            ),
+            ("pro", "Pro", "STRIPE_PRICE_PRO", "PLAN_PRO_MONTHLY_LIMIT", 100, true),
             (
                 "business",
                 "Business",
@@ -65,19 +51,13 @@ impl PlansConfig {
                     && price.len() <= 255
                     && price.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !well_formed {
-                    return Err(ConfigError::invalid(
-                        price_var,
-                        "must be a Stripe price id (price_...)",
-                    ));
+                    return Err(ConfigError::invalid(price_var, "must be a Stripe price id (price_...)"));
                 }
                 if plans
                     .iter()
                     .any(|p: &PlanDefinition| p.price_id.as_ref() == Some(price))
                 {
-                    return Err(ConfigError::invalid(
-                        price_var,
-                        "is the same price as another plan",
-                    ));
+                    return Err(ConfigError::invalid(price_var, "is the same price as another plan"));
                 }
             }
             let monthly_limit: u32 = env.parsed(limit_var, default_limit)?;
@@ -103,9 +83,7 @@ mod tests {
     #[test]
     fn defaults_and_requirements() {
         let vars: HashMap<&str, &str> = HashMap::new();
-        let plans = PlansConfig::from_env(&Env(&vars), AppEnv::Development)
-            .unwrap()
-            .plans;
+        let plans = PlansConfig::from_env(&Env(&vars), AppEnv::Development).unwrap().plans;
         assert_eq!(
             plans.iter().map(|p| p.monthly_limit).collect::<Vec<_>>(),
             vec![10, 100, 500]
@@ -119,27 +97,17 @@ mod tests {
     fn bad_and_duplicate_prices_are_named() {
         let vars: HashMap<&str, &str> = [("STRIPE_PRICE_PRO", "prod_123")].into();
         assert_eq!(
-            PlansConfig::from_env(&Env(&vars), AppEnv::Test)
-                .unwrap_err()
-                .variable(),
+            PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(),
             "STRIPE_PRICE_PRO"
         );
-        let vars: HashMap<&str, &str> = [
-            ("STRIPE_PRICE_PRO", "price_1"),
-            ("STRIPE_PRICE_BUSINESS", "price_1"),
-        ]
-        .into();
+        let vars: HashMap<&str, &str> = [("STRIPE_PRICE_PRO", "price_1"), ("STRIPE_PRICE_BUSINESS", "price_1")].into();
         assert_eq!(
-            PlansConfig::from_env(&Env(&vars), AppEnv::Test)
-                .unwrap_err()
-                .variable(),
+            PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(),
             "STRIPE_PRICE_BUSINESS"
         );
         let vars: HashMap<&str, &str> = [("PLAN_PRO_MONTHLY_LIMIT", "-3")].into();
         assert_eq!(
-            PlansConfig::from_env(&Env(&vars), AppEnv::Test)
-                .unwrap_err()
-                .variable(),
+            PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(),
             "PLAN_PRO_MONTHLY_LIMIT"
         );
     }

@@ -95,10 +95,7 @@ pub struct Env<'a>(pub &'a dyn EnvSource);
 
 impl Env<'_> {
     pub fn optional(&self, name: &'static str) -> Option<String> {
-        self.0
-            .var(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        self.0.var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -179,10 +176,7 @@ impl DatabaseConfig {
         }
         let max_connections: u32 = env.parsed("DB_MAX_CONNECTIONS", 2)?;
         if !(1..=50).contains(&max_connections) {
-            return Err(ConfigError::invalid(
-                "DB_MAX_CONNECTIONS",
-                "must be between 1 and 50",
-            ));
+            return Err(ConfigError::invalid("DB_MAX_CONNECTIONS", "must be between 1 and 50"));
         }
         Ok(DatabaseConfig {
             url: Secret::new(url),
@@ -238,9 +232,8 @@ impl AuthConfig {
         let audience = env.required("AUTH0_AUDIENCE")?;
         let issuer = match env.optional("AUTH0_ISSUER") {
             Some(issuer) => {
-                let url = Url::parse(&issuer).map_err(|e| {
-                    ConfigError::invalid("AUTH0_ISSUER", format!("not a URL ({e})"))
-                })?;
+                let url = Url::parse(&issuer)
+                    .map_err(|e| ConfigError::invalid("AUTH0_ISSUER", format!("not a URL ({e})")))?;
                 if app_env.is_deployed() && url.scheme() != "https" {
                     // A local dev issuer must never be trusted by a deployed stack.
                     return Err(ConfigError::invalid(
@@ -272,9 +265,8 @@ impl AuthConfig {
                 format!("https://{domain}/")
             }
         };
-        let jwks_url = Url::parse(&format!("{issuer}.well-known/jwks.json")).map_err(|e| {
-            ConfigError::invalid("AUTH0_ISSUER", format!("cannot derive the JWKS URL ({e})"))
-        })?;
+        let jwks_url = Url::parse(&format!("{issuer}.well-known/jwks.json"))
+            .map_err(|e| ConfigError::invalid("AUTH0_ISSUER", format!("cannot derive the JWKS URL ({e})")))?;
         Ok(AuthConfig {
             issuer,
             audience,
@@ -302,35 +294,20 @@ mod tests {
     #[test]
     fn malformed_variables_are_named() {
         let vars = env(&[("APP_ENV", "prod")]);
-        assert_eq!(
-            AppEnv::from_env(&Env(&vars)).unwrap_err().variable(),
-            "APP_ENV"
-        );
+        assert_eq!(AppEnv::from_env(&Env(&vars)).unwrap_err().variable(), "APP_ENV");
         let vars = env(&[("DATABASE_URL", "mysql://x"), ("APP_ENV", "test")]);
         assert_eq!(
-            DatabaseConfig::from_env(&Env(&vars))
-                .unwrap_err()
-                .variable(),
+            DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(),
             "DATABASE_URL"
         );
-        let vars = env(&[
-            ("DATABASE_URL", "postgres://u@h/db"),
-            ("DB_MAX_CONNECTIONS", "lots"),
-        ]);
+        let vars = env(&[("DATABASE_URL", "postgres://u@h/db"), ("DB_MAX_CONNECTIONS", "lots")]);
         assert_eq!(
-            DatabaseConfig::from_env(&Env(&vars))
-                .unwrap_err()
-                .variable(),
+            DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(),
             "DB_MAX_CONNECTIONS"
         );
-        let vars = env(&[
-            ("AUTH0_AUDIENCE", "a"),
-            ("AUTH0_DOMAIN", "https://tenant.auth0.com/"),
-        ]);
+        let vars = env(&[("AUTH0_AUDIENCE", "a"), ("AUTH0_DOMAIN", "https://tenant.auth0.com/")]);
         assert_eq!(
-            AuthConfig::from_env(&Env(&vars), AppEnv::Test)
-                .unwrap_err()
-                .variable(),
+            AuthConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(),
             "AUTH0_DOMAIN"
         );
     }
@@ -360,10 +337,7 @@ mod tests {
 
     #[test]
     fn a_plain_http_issuer_is_refused_when_deployed() {
-        let vars = env(&[
-            ("AUTH0_AUDIENCE", "a"),
-            ("AUTH0_ISSUER", "http://127.0.0.1:9001/"),
-        ]);
+        let vars = env(&[("AUTH0_AUDIENCE", "a"), ("AUTH0_ISSUER", "http://127.0.0.1:9001/")]);
         assert!(AuthConfig::from_env(&Env(&vars), AppEnv::Development).is_ok());
         let err = AuthConfig::from_env(&Env(&vars), AppEnv::Production).unwrap_err();
         assert_eq!(err.variable(), "AUTH0_ISSUER");
@@ -379,10 +353,7 @@ mod tests {
             WebConfig::from_env(&Env(&vars)).unwrap().frontend_origin,
             "https://app.example.com"
         );
-        let vars = env(&[
-            ("APP_ENV", "production"),
-            ("FRONTEND_URL", "http://app.example.com"),
-        ]);
+        let vars = env(&[("APP_ENV", "production"), ("FRONTEND_URL", "http://app.example.com")]);
         assert!(WebConfig::from_env(&Env(&vars)).is_err());
     }
 

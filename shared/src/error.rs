@@ -134,10 +134,7 @@ impl ApiError {
                 tracing::error!(error = %format!("{source:#}"), "request failed with an internal error");
             }
             ApiError::Unavailable { message, source } => {
-                let chain = source
-                    .as_ref()
-                    .map(|s| format!("{s:#}"))
-                    .unwrap_or_default();
+                let chain = source.as_ref().map(|s| format!("{s:#}")).unwrap_or_default();
                 tracing::warn!(%message, error = %chain, "dependency unavailable");
             }
             other => {
@@ -227,9 +224,7 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let err = ApiError::Internal(anyhow::anyhow!(
-            "password authentication failed for user secret_admin"
-        ));
+        let err = ApiError::Internal(anyhow::anyhow!("password authentication failed for user secret_admin"));
         let response = err.into_response();
         assert_eq!(response.status(), 500);
         let text = String::from_utf8(response.body().to_vec()).unwrap();

@@ -28,9 +28,7 @@ where
     Fut: Future<Output = ApiResult> + Send + 'static,
 {
     init_logging();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let state = S::from_env(&Env(&ProcessEnv)).await.inspect_err(|err| {
             tracing::error!(error = %err, "function init failed");

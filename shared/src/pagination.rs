@@ -21,11 +21,7 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}:{}",
-            self.created_at.timestamp_micros(),
-            self.id
-        ))
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at.timestamp_micros(), self.id))
     }
 
     pub fn decode(raw: &str) -> Result<Self, ApiError> {
@@ -58,9 +54,7 @@ pub fn page_params(req: &Request) -> Result<(u32, Option<Cursor>), ApiError> {
             }
         },
     };
-    let cursor = query_param(req, "cursor")?
-        .map(Cursor::decode)
-        .transpose()?;
+    let cursor = query_param(req, "cursor")?.map(Cursor::decode).transpose()?;
     Ok((limit, cursor))
 }
 
@@ -75,12 +69,7 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in [
-            "",
-            "%%%",
-            "bm90LWEtY3Vyc29y",
-            &URL_SAFE_NO_PAD.encode("12:not-a-uuid"),
-        ] {
+        for bad in ["", "%%%", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

@@ -14,9 +14,7 @@ use crate::error::{ApiError, FieldError};
 use crate::staging::{RoomType, Style};
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field (with `#[serde(default)]`).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -82,13 +80,7 @@ impl ProfilePatch {
         let mut changes = ProfileChanges {
             email: text(&mut errors, "email", self.email, 254, validate_email),
             full_name: text(&mut errors, "full_name", self.full_name, 100, no_checks),
-            company_name: text(
-                &mut errors,
-                "company_name",
-                self.company_name,
-                100,
-                no_checks,
-            ),
+            company_name: text(&mut errors, "company_name", self.company_name, 100, no_checks),
             phone: text(&mut errors, "phone", self.phone, 20, validate_phone),
             profile_photo_url: text(
                 &mut errors,
@@ -114,15 +106,10 @@ impl ProfilePatch {
                 "email_notifications",
                 prefs.email_notifications.map(|v| v.map(Value::Bool)),
             );
-            apply(
-                "marketing_emails",
-                prefs.marketing_emails.map(|v| v.map(Value::Bool)),
-            );
+            apply("marketing_emails", prefs.marketing_emails.map(|v| v.map(Value::Bool)));
             apply(
                 "default_room_type",
-                prefs
-                    .default_room_type
-                    .map(|v| v.map(|r| r.as_str().into())),
+                prefs.default_room_type.map(|v| v.map(|r| r.as_str().into())),
             );
             apply(
                 "default_style",
@@ -161,10 +148,7 @@ fn text(
             format!("must be at most {max_chars} characters"),
         ));
     } else if trimmed.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+        errors.push(FieldError::new(field, "must not contain control characters"));
     } else if let Err(message) = check(trimmed) {
         errors.push(FieldError::new(field, message));
     }
@@ -187,9 +171,7 @@ fn validate_email(email: &str) -> Result<(), &'static str> {
 }
 
 fn validate_phone(phone: &str) -> Result<(), &'static str> {
-    let allowed = phone
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let digits = phone.chars().filter(char::is_ascii_digit).count();
     if allowed && digits >= 5 {
         Ok(())
@@ -268,9 +250,7 @@ mod tests {
     use super::*;
 
     fn patch(json: &str) -> Result<ProfileChanges, ApiError> {
-        serde_json::from_str::<ProfilePatch>(json)
-            .unwrap()
-            .validate()
+        serde_json::from_str::<ProfilePatch>(json).unwrap().validate()
     }
 
     fn fields(err: ApiError) -> Vec<String> {
@@ -282,8 +262,7 @@ mod tests {
 
     #[test]
     fn absent_null_and_blank_are_different() {
-        let changes =
-            patch(r#"{"full_name": null, "company_name": "  ", "phone": "+1 555 0100"}"#).unwrap();
+        let changes = patch(r#"{"full_name": null, "company_name": "  ", "phone": "+1 555 0100"}"#).unwrap();
         assert_eq!(changes.email, None);
         assert_eq!(changes.full_name, Some(None));
         assert_eq!(changes.company_name, Some(None));
@@ -299,12 +278,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             fields(err),
-            vec![
-                "email",
-                "phone",
-                "profile_photo_url",
-                "billing_address.city"
-            ]
+            vec!["email", "phone", "profile_photo_url", "billing_address.city"]
         );
     }
 
@@ -324,25 +298,19 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@example.co.uk"] {
             assert!(validate_email(good).is_ok(), "{good}");
         }
-        for bad in [
-            "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "plain",
-        ] {
+        for bad in ["a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co", "plain"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn preferences_merge_and_remove() {
-        let changes =
-            patch(r#"{"preferences":{"default_style":"modern","marketing_emails":null}}"#).unwrap();
+        let changes = patch(r#"{"preferences":{"default_style":"modern","marketing_emails":null}}"#).unwrap();
         assert_eq!(
             changes.preferences_set.get("default_style"),
             Some(&Value::from("modern"))
         );
-        assert_eq!(
-            changes.preferences_removed,
-            vec!["marketing_emails".to_string()]
-        );
+        assert_eq!(changes.preferences_removed, vec!["marketing_emails".to_string()]);
     }
 
     #[test]

@@ -26,10 +26,7 @@ impl ProjectName {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                "name",
-                "must not contain control characters",
-            ));
+            return Err(ApiError::validation("name", "must not contain control characters"));
         }
         Ok(ProjectName(name.to_string()))
     }
@@ -78,10 +75,7 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(
-            ProjectName::parse("  Maple St  ").unwrap().as_str(),
-            "Maple St"
-        );
+        assert_eq!(ProjectName::parse("  Maple St  ").unwrap().as_str(), "Maple St");
         assert!(ProjectName::parse("   ").is_err());
         assert!(ProjectName::parse(&"ü".repeat(100)).is_ok());
         assert!(ProjectName::parse(&"ü".repeat(101)).is_err());

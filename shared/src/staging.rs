@@ -84,11 +84,6 @@ mod tests {
         }
         assert_eq!(RoomType::ALL.len(), 8);
         assert_eq!(Style::ALL.len(), 5);
-        assert!(
-            "Bedroom"
-                .parse::<RoomType>()
-                .unwrap_err()
-                .contains("living_room")
-        );
+        assert!("Bedroom".parse::<RoomType>().unwrap_err().contains("living_room"));
     }
 }

@@ -48,22 +48,10 @@ async fn a_missing_or_non_bearer_header_is_rejected(db: PgPool) {
             .await,
     );
     let basic = call("GET", ROUTE).header("authorization", "Basic YWxpY2U6c2VjcmV0");
-    assert_unauthorized(
-        &basic
-            .send(&app.api, &app.api.web, get_profile::handle)
-            .await,
-    );
+    assert_unauthorized(&basic.send(&app.api, &app.api.web, get_profile::handle).await);
     let garbage = call("GET", ROUTE).header("authorization", "Bearer not-a-jwt");
-    assert_unauthorized(
-        &garbage
-            .send(&app.api, &app.api.web, get_profile::handle)
-            .await,
-    );
-    assert_eq!(
-        app.user_count().await,
-        0,
-        "a rejected request must not create a user"
-    );
+    assert_unauthorized(&garbage.send(&app.api, &app.api.web, get_profile::handle).await);
+    assert_eq!(app.user_count().await, 0, "a rejected request must not create a user");
 }
 
 #[sqlx::test]
@@ -95,20 +83,14 @@ async fn wrong_issuer_and_wrong_audience_are_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     let mut claims = app.claims("auth0|mallory");
     claims["iss"] = json!("https://evil.example.com/");
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
     // The issuer without its trailing slash is a different issuer.
     let mut claims = app.claims("auth0|mallory");
     claims["iss"] = json!(app.issuer.trim_end_matches('/'));
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
     let mut claims = app.claims("auth0|mallory");
     claims["aud"] = json!("https://another-api.example.com");
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
     // An audience array that contains ours is fine (Auth0 adds /userinfo).
     let mut claims = app.claims("auth0|alice");
     claims["aud"] = json!([AUDIENCE, "https://tenant.auth0.com/userinfo"]);
@@ -127,18 +109,11 @@ async fn expired_and_not_yet_valid_tokens_are_rejected(db: PgPool) {
     claims["exp"] = json!(now() - 120);
     let response = profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await;
     assert_unauthorized(&response);
-    assert!(
-        response.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(response.json()["message"].as_str().unwrap().contains("expired"));
 
     let mut claims = app.claims("auth0|alice");
     claims["nbf"] = json!(now() + 300);
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
 
     // Within the leeway a few seconds of clock skew are tolerated.
     let mut claims = app.claims("auth0|alice");
@@ -157,24 +132,18 @@ async fn missing_required_claims_are_rejected(db: PgPool) {
     for claim in ["exp", "sub", "aud", "iss"] {
         let mut claims = app.claims("auth0|alice");
         claims.as_object_mut().unwrap().remove(claim);
-        assert_unauthorized(
-            &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-        );
+        assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
     }
     let mut claims = app.claims("");
     claims["sub"] = json!("");
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some(DEV_KID), dev_private_key())).await);
 }
 
 #[sqlx::test]
 async fn unknown_and_missing_kids_are_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     let claims = app.claims("auth0|mallory");
-    assert_unauthorized(
-        &profile_with(&app, &sign(&claims, Some("no-such-key"), dev_private_key())).await,
-    );
+    assert_unauthorized(&profile_with(&app, &sign(&claims, Some("no-such-key"), dev_private_key())).await);
     assert_unauthorized(&profile_with(&app, &sign(&claims, None, dev_private_key())).await);
     assert_unauthorized(&profile_with(&app, &sign(&claims, Some(""), dev_private_key())).await);
 }
@@ -183,11 +152,7 @@ async fn unknown_and_missing_kids_are_rejected(db: PgPool) {
 async fn a_bad_signature_is_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     // Signed by another key but claiming the real key's id.
-    let forged = sign(
-        &app.claims("auth0|mallory"),
-        Some(DEV_KID),
-        attacker_private_key(),
-    );
+    let forged = sign(&app.claims("auth0|mallory"), Some(DEV_KID), attacker_private_key());
     assert_unauthorized(&profile_with(&app, &forged).await);
     // A genuine token whose payload was swapped after signing.
     let genuine = app.token("auth0|alice");
@@ -203,15 +168,9 @@ async fn a_token_in_the_query_string_is_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     let token = app.token("auth0|alice");
     let only_query = call("GET", ROUTE).query("access_token", &token);
-    assert_unauthorized(
-        &only_query
-            .send(&app.api, &app.api.web, get_profile::handle)
-            .await,
-    );
+    assert_unauthorized(&only_query.send(&app.api, &app.api.web, get_profile::handle).await);
     // Even next to a valid header: the token has already leaked into logs, refuse the request.
-    let both = call("GET", ROUTE)
-        .query("access_token", &token)
-        .bearer(&token);
+    let both = call("GET", ROUTE).query("access_token", &token).bearer(&token);
     assert_unauthorized(&both.send(&app.api, &app.api.web, get_profile::handle).await);
 }
 
@@ -225,10 +184,7 @@ async fn jwks_is_fetched_once_and_unknown_kids_cannot_force_refetches(db: PgPool
         .mount(&app.jwks)
         .await;
     for i in 0..5 {
-        assert_eq!(
-            profile_with(&app, &app.token("auth0|alice")).await.status,
-            200
-        );
+        assert_eq!(profile_with(&app, &app.token("auth0|alice")).await.status, 200);
         let made_up = sign(
             &app.claims("auth0|mallory"),
             Some(&format!("made-up-{i}")),
@@ -248,10 +204,7 @@ async fn a_rotated_key_is_picked_up_on_an_unknown_kid(db: PgPool) {
         .up_to_n_times(1)
         .mount(&app.jwks)
         .await;
-    assert_eq!(
-        profile_with(&app, &app.token("auth0|alice")).await.status,
-        200
-    );
+    assert_eq!(profile_with(&app, &app.token("auth0|alice")).await.status, 200);
 
     // Auth0 publishes the next key; tokens signed with it start arriving.
     let mut rotated = dev_jwks();
@@ -263,17 +216,10 @@ async fn a_rotated_key_is_picked_up_on_an_unknown_kid(db: PgPool) {
         .respond_with(ResponseTemplate::new(200).set_body_json(rotated))
         .mount(&app.jwks)
         .await;
-    let token = sign(
-        &app.claims("auth0|alice"),
-        Some("next-key"),
-        attacker_private_key(),
-    );
+    let token = sign(&app.claims("auth0|alice"), Some("next-key"), attacker_private_key());
     assert_eq!(profile_with(&app, &token).await.status, 200);
     // The old key is still in the set and still works.
-    assert_eq!(
-        profile_with(&app, &app.token("auth0|alice")).await.status,
-        200
-    );
+    assert_eq!(profile_with(&app, &app.token("auth0|alice")).await.status, 200);
 }
 
 #[sqlx::test]

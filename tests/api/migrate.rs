@@ -115,11 +115,7 @@ async fn delete_never_touches_the_database(db: PgPool) {
 #[tokio::test]
 async fn a_failed_migration_fails_the_deploy_with_a_reason() {
     let cfn = cloudformation().await;
-    let vars: HashMap<&str, &str> = [(
-        "DATABASE_URL",
-        "postgres://postgres:hunter2@127.0.0.1:1/none",
-    )]
-    .into();
+    let vars: HashMap<&str, &str> = [("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/none")].into();
     let database = DatabaseConfig::from_env(&Env(&vars)).unwrap();
     let state = MigrateState {
         db: shared::db::pool_with(&database, shared::db::connect_options(&database).unwrap()),

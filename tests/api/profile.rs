@@ -31,14 +31,8 @@ async fn the_first_call_creates_the_user(db: PgPool) {
     assert_eq!(body["role"], "user");
     assert_eq!(body["email"], serde_json::Value::Null);
     assert_eq!(body["preferences"], json!({}));
-    assert!(
-        body.get("stripe_customer_id").is_none(),
-        "internal ids are not exposed"
-    );
-    assert!(
-        body["created_at"].as_str().unwrap().ends_with('Z'),
-        "RFC 3339 UTC"
-    );
+    assert!(body.get("stripe_customer_id").is_none(), "internal ids are not exposed");
+    assert!(body["created_at"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC");
     let sub: String = sqlx::query_scalar("SELECT auth0_sub FROM users WHERE id = $1::uuid")
         .bind(body["id"].as_str().unwrap())
         .fetch_one(&app.db)
@@ -84,12 +78,7 @@ async fn patch_changes_only_the_fields_sent(db: PgPool) {
         }),
     )
     .await;
-    assert_eq!(
-        first.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&first.body)
-    );
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
     assert_eq!(first.json()["full_name"], "Alice Agent");
 
     let second = patch(
@@ -100,10 +89,7 @@ async fn patch_changes_only_the_fields_sent(db: PgPool) {
     .await;
     let body = second.json();
     assert_eq!(body["company_name"], "Acme Realty");
-    assert_eq!(
-        body["full_name"], "Alice Agent",
-        "absent fields are untouched"
-    );
+    assert_eq!(body["full_name"], "Alice Agent", "absent fields are untouched");
     assert_eq!(body["phone"], "+1 (555) 010-0100");
     assert_eq!(body["billing_address"]["city"], "Springfield");
     assert_eq!(
@@ -177,53 +163,35 @@ async fn invalid_values_are_422_and_change_nothing(db: PgPool) {
 async fn malformed_bodies_and_unknown_fields_are_rejected(db: PgPool) {
     let app = spawn_app(db).await;
     let token = app.token("auth0|alice");
-    let app_ref = &app;
-    let send = |c: Call| async move {
-        c.send(&app_ref.api, &app_ref.api.web, update_profile::handle)
+    // (content type, body, expected status, expected error code)
+    let cases: &[(Option<&str>, &str, u16, &str)] = &[
+        (Some("application/json"), "{\"full_name\": ", 400, "bad_request"),
+        (Some("application/json"), "[]", 400, "bad_request"),
+        (None, "", 400, "bad_request"),
+        (Some("text/plain"), "{}", 415, "unsupported_media_type"),
+        (
+            Some("application/json"),
+            "{\"full_name\": 42}",
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        let mut request = call("PATCH", ROUTE).bearer(&token);
+        if let Some(content_type) = content_type {
+            request = request.raw_body(content_type, body);
+        }
+        request
+            .send(&app.api, &app.api.web, update_profile::handle)
             .await
-    };
-    send(
-        call("PATCH", ROUTE)
-            .bearer(&token)
-            .raw_body("application/json", "{\"full_name\": "),
-    )
-    .await
-    .assert_error(400, "bad_request");
-    send(
-        call("PATCH", ROUTE)
-            .bearer(&token)
-            .raw_body("application/json", "[]"),
-    )
-    .await
-    .assert_error(400, "bad_request");
-    send(call("PATCH", ROUTE).bearer(&token))
-        .await
-        .assert_error(400, "bad_request");
-    send(
-        call("PATCH", ROUTE)
-            .bearer(&token)
-            .raw_body("text/plain", "{}"),
-    )
-    .await
-    .assert_error(415, "unsupported_media_type");
-    send(
-        call("PATCH", ROUTE)
-            .bearer(&token)
-            .json(json!({"full_name": 42})),
-    )
-    .await
-    .assert_error(422, "validation_failed");
+            .assert_error(*status, code);
+    }
     // Mass assignment: the role cannot be set through the profile.
-    let response = send(
-        call("PATCH", ROUTE)
-            .bearer(&token)
-            .json(json!({"role": "admin"})),
-    )
-    .await;
+    let response = patch(&app, "auth0|alice", json!({"role": "admin"})).await;
     assert_eq!(response.invalid_fields(), vec!["role"]);
     assert_eq!(get(&app, "auth0|alice").await.json()["role"], "user");
     let huge = json!({"full_name": "a".repeat(70 * 1024)});
-    send(call("PATCH", ROUTE).bearer(&token).json(huge))
+    patch(&app, "auth0|alice", huge)
         .await
         .assert_error(413, "payload_too_large");
 }

@@ -19,12 +19,7 @@ async fn create(app: &TestApp, sub: &str, name: &str) -> TestResponse {
 
 async fn create_id(app: &TestApp, sub: &str, name: &str) -> String {
     let response = create(app, sub, name).await;
-    assert_eq!(
-        response.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
     response.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -84,13 +79,12 @@ async fn create_answers_201_with_the_project(db: PgPool) {
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
         vec!["created_at", "id", "name", "updated_at"]
     );
-    let owner: String = sqlx::query_scalar(
-        "SELECT u.auth0_sub FROM projects p JOIN users u ON u.id = p.user_id WHERE p.id = $1::uuid",
-    )
-    .bind(id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let owner: String =
+        sqlx::query_scalar("SELECT u.auth0_sub FROM projects p JOIN users u ON u.id = p.user_id WHERE p.id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert_eq!(owner, "auth0|alice");
 }
 
@@ -106,10 +100,7 @@ async fn create_rejects_bad_input_and_writes_nothing(db: PgPool) {
     }
     let token = app.token("auth0|alice");
     let app_ref = &app;
-    let send = |c: Call| async move {
-        c.send(&app_ref.api, &app_ref.api.web, create_project::handle)
-            .await
-    };
+    let send = |c: Call| async move { c.send(&app_ref.api, &app_ref.api.web, create_project::handle).await };
     send(
         call("POST", COLLECTION)
             .bearer(&token)
@@ -124,13 +115,9 @@ async fn create_rejects_bad_input_and_writes_nothing(db: PgPool) {
         vec!["name"]
     );
     assert_eq!(
-        send(
-            call("POST", COLLECTION)
-                .bearer(&token)
-                .json(json!({"name": 7}))
-        )
-        .await
-        .invalid_fields(),
+        send(call("POST", COLLECTION).bearer(&token).json(json!({"name": 7})))
+            .await
+            .invalid_fields(),
         vec!["name"]
     );
     assert_eq!(
@@ -148,10 +135,7 @@ async fn create_rejects_bad_input_and_writes_nothing(db: PgPool) {
         .assert_error(401, "unauthorized");
     assert_eq!(project_count(&app).await, 0);
     // 100 characters (not bytes) is the limit.
-    assert_eq!(
-        create(&app, "auth0|alice", &"é".repeat(100)).await.status,
-        201
-    );
+    assert_eq!(create(&app, "auth0|alice", &"é".repeat(100)).await.status, 201);
 }
 
 #[sqlx::test]
@@ -203,15 +187,8 @@ async fn list_paginates_with_a_cursor(db: PgPool) {
         }
     }
     assert_eq!(seen, vec!["p4", "p3", "p2", "p1", "p0"]);
-    for bad in [
-        ("limit", "0"),
-        ("limit", "101"),
-        ("limit", "ten"),
-        ("cursor", "bogus"),
-    ] {
-        list(&app, "auth0|alice", &[bad])
-            .await
-            .assert_error(400, "bad_request");
+    for bad in [("limit", "0"), ("limit", "101"), ("limit", "ten"), ("cursor", "bogus")] {
+        list(&app, "auth0|alice", &[bad]).await.assert_error(400, "bad_request");
     }
 }
 
@@ -275,10 +252,7 @@ async fn rename_changes_own_projects_only(db: PgPool) {
         .send(&app.api, &app.api.web, rename_project::handle)
         .await
         .assert_error(400, "bad_request");
-    assert_eq!(
-        get(&app, "auth0|alice", &id).await.json()["name"],
-        "New name"
-    );
+    assert_eq!(get(&app, "auth0|alice", &id).await.json()["name"], "New name");
 }
 
 #[sqlx::test]
@@ -298,9 +272,7 @@ async fn delete_hides_the_project_and_keeps_usage_history(db: PgPool) {
     .await
     .unwrap();
 
-    delete(&app, "auth0|bob", &id)
-        .await
-        .assert_error(404, "not_found");
+    delete(&app, "auth0|bob", &id).await.assert_error(404, "not_found");
     assert_eq!(
         get(&app, "auth0|alice", &id).await.status,
         200,
@@ -310,12 +282,8 @@ async fn delete_hides_the_project_and_keeps_usage_history(db: PgPool) {
     let response = delete(&app, "auth0|alice", &id).await;
     assert_eq!(response.status, 204);
     assert!(response.body.is_empty());
-    get(&app, "auth0|alice", &id)
-        .await
-        .assert_error(404, "not_found");
-    delete(&app, "auth0|alice", &id)
-        .await
-        .assert_error(404, "not_found");
+    get(&app, "auth0|alice", &id).await.assert_error(404, "not_found");
+    delete(&app, "auth0|alice", &id).await.assert_error(404, "not_found");
     let names: Vec<String> = list(&app, "auth0|alice", &[]).await.json()["projects"]
         .as_array()
         .unwrap()
@@ -348,10 +316,7 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
         .header("origin", FRONTEND)
         .send(&app.api, &app.api.web, list_projects::handle)
         .await;
-    assert_eq!(
-        response.header("access-control-allow-origin"),
-        Some(FRONTEND)
-    );
+    assert_eq!(response.header("access-control-allow-origin"), Some(FRONTEND));
     assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(response.header("cache-control"), Some("no-store"));
     assert!(
@@ -360,12 +325,7 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
             .unwrap()
             .starts_with("max-age=")
     );
-    assert!(
-        response
-            .header("x-request-id")
-            .unwrap()
-            .starts_with("test-")
-    );
+    assert!(response.header("x-request-id").unwrap().starts_with("test-"));
     assert_eq!(response.header("content-type"), Some("application/json"));
 
     let foreign_origin = call("GET", COLLECTION)
@@ -402,9 +362,5 @@ async fn responses_carry_security_and_cors_headers(db: PgPool) {
             .unwrap()
             .contains("authorization")
     );
-    assert_eq!(
-        project_count(&app).await,
-        0,
-        "a preflight never runs the handler"
-    );
+    assert_eq!(project_count(&app).await, 0, "a preflight never runs the handler");
 }

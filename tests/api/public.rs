@@ -26,16 +26,13 @@ async fn health_reports_the_database(db: PgPool) {
 #[tokio::test]
 async fn health_is_503_when_the_database_is_down() {
     // Nothing listens on port 1: connecting fails at once.
-    let vars: HashMap<&str, &str> =
-        [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")].into();
+    let vars: HashMap<&str, &str> = [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")].into();
     let config = DatabaseConfig::from_env(&Env(&vars)).unwrap();
     let state = PublicState {
         web: web_config(),
         db: shared::db::pool(&config).unwrap(),
     };
-    let response = call("GET", "/health")
-        .send(&state, &state.web, health::handle)
-        .await;
+    let response = call("GET", "/health").send(&state, &state.web, health::handle).await;
     assert_eq!(response.status, 503);
     let body = response.json();
     assert_eq!(body["status"], "unavailable");
@@ -56,18 +53,13 @@ async fn plans_come_from_configuration(db: PgPool) {
     ]
     .into();
     let plans = PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap();
-    shared::db::migrate::migrate_and_sync(&app.db, &plans)
-        .await
-        .unwrap();
+    shared::db::migrate::migrate_and_sync(&app.db, &plans).await.unwrap();
 
     let response = call("GET", "/api/v1/plans")
         .send(&app.public, &app.public.web, list_plans::handle)
         .await;
     assert_eq!(response.status, 200);
-    assert_eq!(
-        response.header("cache-control"),
-        Some("public, max-age=300")
-    );
+    assert_eq!(response.header("cache-control"), Some("public, max-age=300"));
     let body = response.json();
     assert_eq!(
         body,
@@ -82,11 +74,7 @@ async fn plans_come_from_configuration(db: PgPool) {
 #[sqlx::test]
 async fn plans_resync_moves_prices_between_plans(db: PgPool) {
     let sync = |pro: &'static str, business: &'static str| {
-        let vars: HashMap<&str, &str> = [
-            ("STRIPE_PRICE_PRO", pro),
-            ("STRIPE_PRICE_BUSINESS", business),
-        ]
-        .into();
+        let vars: HashMap<&str, &str> = [("STRIPE_PRICE_PRO", pro), ("STRIPE_PRICE_BUSINESS", business)].into();
         PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap()
     };
     shared::db::migrate::migrate_and_sync(&db, &sync("price_a", "price_b"))
@@ -96,11 +84,10 @@ async fn plans_resync_moves_prices_between_plans(db: PgPool) {
     shared::db::migrate::migrate_and_sync(&db, &sync("price_b", "price_a"))
         .await
         .unwrap();
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT code, price_id FROM plans ORDER BY sort_order")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as("SELECT code, price_id FROM plans ORDER BY sort_order")
+        .fetch_all(&db)
+        .await
+        .unwrap();
     assert_eq!(rows[1], ("pro".into(), Some("price_b".into())));
     assert_eq!(rows[2], ("business".into(), Some("price_a".into())));
 }

@@ -50,10 +50,7 @@ fn router_routes() -> Routes {
         .unwrap();
     let mut routes = Routes::new();
     for (path, target) in router {
-        for entry in target
-            .as_array()
-            .expect("routes are written as method lists")
-        {
+        for entry in target.as_array().expect("routes are written as method lists") {
             routes.insert((
                 path.clone(),
                 entry["method"].as_str().unwrap().to_uppercase(),

@@ -30,7 +30,8 @@ async fn every_room_type_and_style_is_accepted_by_the_database(db: PgPool) {
     .fetch_one(&db)
     .await
     .unwrap();
-    let insert = "INSERT INTO images (project_id, user_id, original_key, room_type, style) VALUES ($1, $2, 'k', $3, $4)";
+    let insert =
+        "INSERT INTO images (project_id, user_id, original_key, room_type, style) VALUES ($1, $2, 'k', $3, $4)";
     for room in RoomType::ALL {
         for style in Style::ALL {
             sqlx::query(insert)
@@ -50,10 +51,7 @@ async fn every_room_type_and_style_is_accepted_by_the_database(db: PgPool) {
         .bind("modern")
         .execute(&db)
         .await;
-    assert!(
-        bogus.is_err(),
-        "the CHECK constraint and the enumeration agree"
-    );
+    assert!(bogus.is_err(), "the CHECK constraint and the enumeration agree");
 }
 
 #[sqlx::test]
@@ -92,12 +90,7 @@ async fn the_usage_ledger_is_append_only(db: PgPool) {
             .await
             .is_err()
     );
-    assert!(
-        sqlx::query("DELETE FROM usage_ledger")
-            .execute(&db)
-            .await
-            .is_err()
-    );
+    assert!(sqlx::query("DELETE FROM usage_ledger").execute(&db).await.is_err());
     // Erasing the user (the one legitimate removal) cascades.
     sqlx::query("DELETE FROM users").execute(&db).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_ledger")

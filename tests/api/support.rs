@@ -80,8 +80,7 @@ pub async fn spawn_app_with(db: PgPool, refresh_interval: Duration, mount_jwks: 
         jwks_url: format!("{issuer}.well-known/jwks.json").parse().unwrap(),
     };
     let mut api = ApiState::new(web_config(), db.clone(), auth.clone()).unwrap();
-    api.auth = Authenticator::new(auth, outbound_http_client().unwrap())
-        .with_refresh_interval(refresh_interval);
+    api.auth = Authenticator::new(auth, outbound_http_client().unwrap()).with_refresh_interval(refresh_interval);
     // Owned by the test (not leaked): the sqlx harness's per-test pool must be dropped when the
     // test ends or its connection permits never return to the shared parent pool.
     let public = PublicState {
@@ -163,8 +162,7 @@ impl Call {
         self
     }
     pub fn header(mut self, name: &str, value: impl ToString) -> Self {
-        self.headers
-            .insert(name.to_ascii_lowercase(), value.to_string());
+        self.headers.insert(name.to_ascii_lowercase(), value.to_string());
         self
     }
     pub fn bearer(self, token: &str) -> Self {
@@ -174,8 +172,7 @@ impl Call {
         self.raw_body("application/json", &body.to_string())
     }
     pub fn raw_body(mut self, content_type: &str, body: &str) -> Self {
-        self.headers
-            .insert("content-type".into(), content_type.into());
+        self.headers.insert("content-type".into(), content_type.into());
         self.body = Some(body.to_string());
         self
     }
@@ -201,12 +198,8 @@ impl Call {
                 .or_insert(v.clone());
         }
         let mut headers = self.headers.clone();
-        headers
-            .entry("host".into())
-            .or_insert("api.realstaging.test".into());
-        headers
-            .entry("user-agent".into())
-            .or_insert("integration-tests".into());
+        headers.entry("host".into()).or_insert("api.realstaging.test".into());
+        headers.entry("user-agent".into()).or_insert("integration-tests".into());
         json!({
             "version": "2.0",
             "routeKey": format!("{} {}", self.method, self.route),
@@ -239,17 +232,11 @@ impl Call {
     }
 
     pub fn request(&self) -> Request {
-        shared::lambda_http::request::from_str(&self.event().to_string())
-            .expect("a valid API Gateway v2 event")
+        shared::lambda_http::request::from_str(&self.event().to_string()).expect("a valid API Gateway v2 event")
     }
 
     /// Runs `handler` on this event through [`shared::http::respond`], as in production.
-    pub async fn send<'a, S, F, Fut>(
-        &self,
-        state: &'a S,
-        web: &WebConfig,
-        handler: F,
-    ) -> TestResponse
+    pub async fn send<'a, S, F, Fut>(&self, state: &'a S, web: &WebConfig, handler: F) -> TestResponse
     where
         F: FnOnce(&'a S, Request) -> Fut,
         Fut: Future<Output = Result<Response<Body>, ApiError>>,
@@ -279,12 +266,8 @@ impl From<Response<Body>> for TestResponse {
 
 impl TestResponse {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -309,12 +292,7 @@ impl TestResponse {
     }
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "body: {}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.json()["error"], code);
     }
 }

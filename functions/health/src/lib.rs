@@ -34,11 +34,7 @@ struct Check {
 
 pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
     let started = Instant::now();
-    let probe = tokio::time::timeout(
-        Duration::from_secs(3),
-        sqlx::query("SELECT 1").execute(&state.db),
-    )
-    .await;
+    let probe = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&state.db)).await;
     let database = match probe {
         Ok(Ok(_)) => Check {
             status: "ok",

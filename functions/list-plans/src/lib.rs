@@ -43,9 +43,8 @@ pub async fn handle(state: &PublicState, _req: Request) -> ApiResult {
         .collect();
     let mut response = ok(&PlanList { plans })?;
     // The same for everyone and changed only by a deploy.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     Ok(response)
 }

@@ -63,10 +63,7 @@ pub const PHYSICAL_RESOURCE_ID: &str = "realstaging-database-migrations";
 
 /// Handles one invocation. Errors are returned only when CloudFormation could not be told the
 /// outcome (so Lambda's retry of the asynchronous invocation tries again).
-pub async fn handle(
-    state: &MigrateState,
-    event: Value,
-) -> Result<Value, shared::lambda_runtime::Error> {
+pub async fn handle(state: &MigrateState, event: Value) -> Result<Value, shared::lambda_runtime::Error> {
     let Some(request) = CustomResource::parse(&event) else {
         let report = migrate_and_sync(&state.db, &state.plans).await?;
         return Ok(serde_json::to_value(report)?);

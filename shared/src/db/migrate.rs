@@ -28,11 +28,7 @@ pub async fn migrate_and_sync(db: &PgPool, plans: &PlansConfig) -> anyhow::Resul
     migrator.set_ignore_missing(true);
     migrator.run(db).await.context("applying migrations")?;
     let after = applied_versions(db).await?;
-    let applied: Vec<i64> = after
-        .iter()
-        .copied()
-        .filter(|v| !before.contains(v))
-        .collect();
+    let applied: Vec<i64> = after.iter().copied().filter(|v| !before.contains(v)).collect();
     super::plans::sync(db, &plans.plans)
         .await
         .context("syncing the plans table from configuration")?;

@@ -30,15 +30,12 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::config::ConfigErro
 
 /// Connection options from `DATABASE_URL`, without the request-path timeouts (migrations may
 /// legitimately run longer than a request).
-pub fn connect_options(
-    config: &DatabaseConfig,
-) -> Result<PgConnectOptions, crate::config::ConfigError> {
-    config.url.expose().parse().map_err(|_| {
-        crate::config::ConfigError::invalid(
-            "DATABASE_URL",
-            "is not a valid Postgres connection URL",
-        )
-    })
+pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::config::ConfigError> {
+    config
+        .url
+        .expose()
+        .parse()
+        .map_err(|_| crate::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL"))
 }
 
 pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {

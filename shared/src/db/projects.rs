@@ -40,11 +40,7 @@ pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Pro
         columns!(),
         " FROM projects WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
     );
-    Ok(sqlx::query_as(SQL)
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
 }
 
 /// One page of the owner's projects, newest first (ties broken by id so pages never overlap).
@@ -81,12 +77,7 @@ pub async fn list_owned(
     Ok(Page { items: rows, next })
 }
 
-pub async fn rename_owned(
-    db: &PgPool,
-    owner: Uuid,
-    id: Uuid,
-    name: &ProjectName,
-) -> Result<Option<Project>, ApiError> {
+pub async fn rename_owned(db: &PgPool, owner: Uuid, id: Uuid, name: &ProjectName) -> Result<Option<Project>, ApiError> {
     const SQL: &str = concat!(
         "UPDATE projects SET name = $3 WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL RETURNING ",
         columns!()
@@ -104,14 +95,13 @@ pub async fn rename_owned(
 /// Returns false when there was nothing of the owner's to delete.
 pub async fn delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, ApiError> {
     let mut tx = db.begin().await?;
-    let deleted = sqlx::query(
-        "UPDATE projects SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(owner)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let deleted =
+        sqlx::query("UPDATE projects SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL")
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     if deleted == 0 {
         return Ok(false);
     }

@@ -46,18 +46,10 @@ pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
         "INSERT INTO users (auth0_sub) VALUES ($1) ON CONFLICT (auth0_sub) DO NOTHING RETURNING ",
         columns!()
     );
-    if let Some(user) = sqlx::query_as::<_, User>(SELECT)
-        .bind(sub)
-        .fetch_optional(db)
-        .await?
-    {
+    if let Some(user) = sqlx::query_as::<_, User>(SELECT).bind(sub).fetch_optional(db).await? {
         return Ok(user);
     }
-    if let Some(user) = sqlx::query_as::<_, User>(INSERT)
-        .bind(sub)
-        .fetch_optional(db)
-        .await?
-    {
+    if let Some(user) = sqlx::query_as::<_, User>(INSERT).bind(sub).fetch_optional(db).await? {
         tracing::info!(user_id = %user.id, "created user on first sign-in");
         return Ok(user);
     }
@@ -65,20 +57,12 @@ pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
         .bind(sub)
         .fetch_optional(db)
         .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "user row vanished right after a conflicting insert"
-            ))
-        })
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user row vanished right after a conflicting insert")))
 }
 
 /// Applies a validated partial update. Each column is touched only when its field was sent:
 /// `$n_set` says whether to write, `$n` is the new value (possibly NULL to clear).
-pub async fn update_profile(
-    db: &PgPool,
-    user_id: Uuid,
-    changes: &ProfileChanges,
-) -> Result<User, ApiError> {
+pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges) -> Result<User, ApiError> {
     const SQL: &str = concat!(
         "UPDATE users SET \
             email             = CASE WHEN $2  THEN $3  ELSE email END, \

@@ -5,9 +5,7 @@
 mod request;
 mod respond;
 
-pub use request::{
-    JSON_BODY_LIMIT, json_body, path_uuid, query_param, reject_query_token, request_id,
-};
+pub use request::{JSON_BODY_LIMIT, json_body, path_uuid, query_param, reject_query_token, request_id};
 pub use respond::respond;
 
 use http::{HeaderValue, StatusCode, header};
@@ -24,23 +22,20 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
         Ok(bytes) => {
             let mut response = Response::new(Body::Binary(bytes));
             *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
         Err(err) => {
             tracing::error!(error = %err, "response serialisation failed");
             let mut response = Response::new(Body::Text(
-                r#"{"error":"internal_server_error","message":"An internal error occurred."}"#
-                    .into(),
+                r#"{"error":"internal_server_error","message":"An internal error occurred."}"#.into(),
             ));
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
     }

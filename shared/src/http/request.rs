@@ -18,9 +18,7 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > JSON_BODY_LIMIT {
-        return Err(ApiError::PayloadTooLarge {
-            limit: JSON_BODY_LIMIT,
-        });
+        return Err(ApiError::PayloadTooLarge { limit: JSON_BODY_LIMIT });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("A JSON request body is required"));
@@ -39,9 +37,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON ({e})")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "The request body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("The request body must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -59,16 +55,15 @@ fn field_error_from_serde(path: &str, message: &str) -> FieldError {
             && let Some(name) = rest.split('`').next()
         {
             // For unknown fields the path already ends with the name; for missing ones it is the parent's.
-            let field =
-                if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
-                    if parent.is_empty() {
-                        name.to_string()
-                    } else {
-                        parent.to_string()
-                    }
+            let field = if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
+                if parent.is_empty() {
+                    name.to_string()
                 } else {
-                    format!("{parent}.{name}")
-                };
+                    parent.to_string()
+                }
+            } else {
+                format!("{parent}.{name}")
+            };
             let text = if prefix.starts_with("missing") {
                 "is required".to_string()
             } else {
@@ -83,14 +78,7 @@ fn field_error_from_serde(path: &str, message: &str) -> FieldError {
         parent.to_string()
     };
     // serde's "invalid type: integer `5`, expected a string" is already a clear message.
-    FieldError::new(
-        field,
-        message
-            .split(" at line ")
-            .next()
-            .unwrap_or(message)
-            .to_string(),
-    )
+    FieldError::new(field, message.split(" at line ").next().unwrap_or(message).to_string())
 }
 
 /// A path parameter that must be a UUID: absent or malformed → 400.
@@ -119,9 +107,9 @@ pub fn query_param<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, 
 /// Access tokens in URLs end up in access logs and browser history, so they are refused on every
 /// route except the Server-Sent Events route (EventSource cannot set headers).
 pub fn reject_query_token(req: &Request) -> Result<(), ApiError> {
-    let in_query = req.query_string_parameters_ref().is_some_and(|params| {
-        params.first("access_token").is_some() || params.first("token").is_some()
-    });
+    let in_query = req
+        .query_string_parameters_ref()
+        .is_some_and(|params| params.first("access_token").is_some() || params.first("token").is_some());
     if in_query {
         return Err(ApiError::unauthorized(
             "Access tokens are not accepted in the query string; send `Authorization: Bearer <token>`",
@@ -176,20 +164,11 @@ mod tests {
     fn body_errors_map_to_the_right_status() {
         let json = Some("application/json");
         assert!(json_body::<Sample>(&request(json, r#"{"name":"a"}"#)).is_ok());
-        assert!(
-            json_body::<Sample>(&request(
-                Some("application/json; charset=utf-8"),
-                r#"{"name":"a"}"#
-            ))
-            .is_ok()
-        );
+        assert!(json_body::<Sample>(&request(Some("application/json; charset=utf-8"), r#"{"name":"a"}"#)).is_ok());
         assert_eq!(status(json_body(&request(json, ""))), 400);
         assert_eq!(status(json_body(&request(json, "{\"name\":"))), 400);
         assert_eq!(status(json_body(&request(json, "[1,2]"))), 400);
-        assert_eq!(
-            status(json_body(&request(Some("text/plain"), r#"{"name":"a"}"#))),
-            415
-        );
+        assert_eq!(status(json_body(&request(Some("text/plain"), r#"{"name":"a"}"#))), 415);
         assert_eq!(status(json_body(&request(None, r#"{"name":"a"}"#))), 415);
         assert_eq!(status(json_body(&request(json, r#"{"name":5}"#))), 422);
         assert_eq!(status(json_body(&request(json, r#"{}"#))), 422);
@@ -199,11 +178,8 @@ mod tests {
 
     #[test]
     fn field_errors_name_the_field() {
-        let err = json_body::<Sample>(&request(
-            Some("application/json"),
-            r#"{"name":"a","role":"admin"}"#,
-        ))
-        .unwrap_err();
+        let err =
+            json_body::<Sample>(&request(Some("application/json"), r#"{"name":"a","role":"admin"}"#)).unwrap_err();
         let ApiError::Validation(errors) = err else {
             panic!("expected validation error")
         };
@@ -213,11 +189,7 @@ mod tests {
             panic!("expected validation error")
         };
         assert_eq!(errors[0], FieldError::new("name", "is required"));
-        let err = json_body::<Sample>(&request(
-            Some("application/json"),
-            r#"{"name":"a","count":-1}"#,
-        ))
-        .unwrap_err();
+        let err = json_body::<Sample>(&request(Some("application/json"), r#"{"name":"a","count":-1}"#)).unwrap_err();
         let ApiError::Validation(errors) = err else {
             panic!("expected validation error")
         };

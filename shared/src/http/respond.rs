@@ -18,19 +18,21 @@ const EXPOSED_HEADERS: &str = "location, x-request-id";
 ///
 /// API Gateway answers CORS preflights itself when the HttpApi has a CORS configuration (as the
 /// SAM template does); an `OPTIONS` that does reach a function is answered here the same way.
-pub async fn respond<'a, S, F, Fut>(
-    state: &'a S,
-    web: &WebConfig,
-    req: Request,
-    handler: F,
-) -> Response<Body>
+pub async fn respond<'a, S, F, Fut>(state: &'a S, web: &WebConfig, req: Request, handler: F) -> Response<Body>
 where
     S: ?Sized,
     F: FnOnce(&'a S, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let request_id = request_id(&req);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    // `user_id` is filled in once the caller is authenticated (ApiState::current_user).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        user_id = tracing::field::Empty,
+    );
     async move {
         let started = Instant::now();
         let method = req.method().clone();
@@ -38,9 +40,7 @@ where
         let mut response = if method == Method::OPTIONS {
             preflight(web, req.headers())
         } else {
-            handler(state, req)
-                .await
-                .unwrap_or_else(ApiError::into_response)
+            handler(state, req).await.unwrap_or_else(ApiError::into_response)
         };
         let headers = response.headers_mut();
         add_security_headers(headers);
@@ -71,10 +71,7 @@ fn preflight(web: &WebConfig, headers: &HeaderMap) -> Response<Body> {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOWED_HEADERS),
         );
-        out.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
     response
 }
@@ -100,10 +97,7 @@ fn add_cors_headers(headers: &mut HeaderMap, web: &WebConfig, origin: Option<&He
 }
 
 fn add_security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=63072000; includeSubDomains"),
@@ -113,10 +107,7 @@ fn add_security_headers(headers: &mut HeaderMap) {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // Responses are per-user JSON unless a handler explicitly says otherwise (public plans).
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

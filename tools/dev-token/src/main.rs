@@ -113,14 +113,9 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 fn mint(args: &Args) -> Result<String, String> {
-    let pem = std::fs::read(&args.key)
-        .map_err(|e| format!("cannot read key {}: {e}", args.key.display()))?;
-    let key = EncodingKey::from_rsa_pem(&pem).map_err(|e| {
-        format!(
-            "{} is not an RSA private key in PEM form: {e}",
-            args.key.display()
-        )
-    })?;
+    let pem = std::fs::read(&args.key).map_err(|e| format!("cannot read key {}: {e}", args.key.display()))?;
+    let key = EncodingKey::from_rsa_pem(&pem)
+        .map_err(|e| format!("{} is not an RSA private key in PEM form: {e}", args.key.display()))?;
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(KID.to_string());
     let now = Utc::now().timestamp();

@@ -96,59 +96,6 @@ ensure_cargo_lambda() {
     log "using $(cargo lambda --version | head -n1)"
 }
 
-# `cargo lambda watch` starts a function with `cargo run --bin <function>` at the workspace root,
-# and cargo looks for that binary only in the workspace's *default members*. While the root
-# Cargo.toml is itself a package and has no `default-members` listing the functions, that fails
-# ("no bin target named `health` in default-run packages") and the request hangs. In that case
-# this writes a tiny cargo wrapper that adds `-p <function>` (every function's package is named
-# after its binary) and exports CARGO=<wrapper>, which cargo-lambda uses to run cargo.
-# Once the manifest lists the functions as default members, nothing is written.
-prepare_watch_cargo() {
-    local missing
-    missing="$(cargo metadata --no-deps --format-version 1 --manifest-path "$REPO_ROOT/Cargo.toml" | python3 -c '
-import json, sys
-meta = json.load(sys.stdin)
-defaults = set(meta["workspace_default_members"])
-print(" ".join(sorted(
-    p["name"] for p in meta["packages"]
-    if p["id"] not in defaults and any("bin" in t["kind"] for t in p["targets"]))))
-')" || die "cargo metadata failed"
-    if [ -z "$missing" ]; then
-        unset CARGO_WATCH_SHIM
-        return 0
-    fi
-    local real_cargo shim="$LOCAL_DIR/bin/cargo-run-by-package"
-    real_cargo="$(command -v cargo)"
-    mkdir -p "$LOCAL_DIR/bin"
-    cat >"$shim.tmp" <<EOF
-#!/usr/bin/env bash
-# Written by scripts/lib.sh (prepare_watch_cargo): \`cargo run ... --bin X\` -> \`cargo run -p X ... --bin X\`
-# because the workspace's default members do not include: $missing
-if [ "\${1:-}" = run ]; then
-    bin="" pkg=""
-    prev=""
-    for arg in "\$@"; do
-        case "\$arg" in
-            --bin=*) bin="\${arg#--bin=}" ;;
-            -p|--package|--package=*|-p?*) pkg=1 ;;
-        esac
-        [ "\$prev" = --bin ] && bin="\$arg"
-        prev="\$arg"
-    done
-    if [ -n "\$bin" ] && [ -z "\$pkg" ]; then
-        shift
-        set -- run -p "\$bin" "\$@"
-    fi
-fi
-exec '$real_cargo' "\$@"
-EOF
-    chmod +x "$shim.tmp"
-    mv "$shim.tmp" "$shim"
-    CARGO_WATCH_SHIM="$shim"
-    log "note: Cargo.toml's default members miss the function packages ($missing);"
-    log "      cargo lambda watch runs them through $shim (adds -p <function>)"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Postgres
 # ---------------------------------------------------------------------------------------------

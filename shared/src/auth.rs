@@ -116,6 +116,25 @@ impl Authenticator {
         self.verify(token).await
     }
 
+    /// The Server-Sent Events route only: EventSource cannot set headers, so the token may come
+    /// as `?access_token=` instead of the Authorization header (never both).
+    pub async fn authenticate_event_stream(&self, req: &Request) -> Result<Identity, ApiError> {
+        use lambda_http::RequestExt;
+        let query_token = req
+            .query_string_parameters_ref()
+            .and_then(|q| q.all("access_token"))
+            .unwrap_or_default();
+        let has_header = req.headers().contains_key(header::AUTHORIZATION);
+        match (query_token.as_slice(), has_header) {
+            ([], _) => self.authenticate(req).await,
+            ([token], false) => self.verify(token).await,
+            (_, true) => Err(ApiError::unauthorized(
+                "Send the access token either in the header or in the query, not both",
+            )),
+            (_, false) => Err(ApiError::unauthorized("`access_token` was given more than once")),
+        }
+    }
+
     /// Verifies a raw token string.
     pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {

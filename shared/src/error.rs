@@ -37,6 +37,14 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request does not fit in the caller's monthly allowance (nothing was created).
+    #[error("usage limit exceeded: {requested} requested, {remaining} remaining")]
+    UsageLimitExceeded {
+        monthly_limit: i64,
+        images_used: i64,
+        remaining: i64,
+        requested: i64,
+    },
     #[error("request body too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type: {0}")]
@@ -62,6 +70,9 @@ struct ErrorBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     validation_errors: Option<&'a [FieldError]>,
+    /// Extra machine-readable fields of some errors (e.g. `remaining` on 402).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -88,6 +99,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::UsageLimitExceeded { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -103,6 +115,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::UsageLimitExceeded { .. } => "usage_limit_exceeded",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
@@ -125,6 +138,9 @@ impl ApiError {
                 &not_found_message
             }
             ApiError::PayloadTooLarge { .. } => "The request body is too large",
+            ApiError::UsageLimitExceeded { .. } => {
+                "This request needs more images than remain in your monthly allowance. Upgrade your plan or try fewer images."
+            }
             ApiError::Validation(_) => "The request contains invalid values",
             ApiError::Unavailable { message, .. } => message,
             ApiError::Internal(_) => "An internal error occurred. Please try again later.",
@@ -145,10 +161,25 @@ impl ApiError {
             ApiError::Validation(errors) => Some(errors.as_slice()),
             _ => None,
         };
+        let details = match &self {
+            ApiError::UsageLimitExceeded {
+                monthly_limit,
+                images_used,
+                remaining,
+                requested,
+            } => Some(serde_json::json!({
+                "monthly_limit": monthly_limit,
+                "images_used": images_used,
+                "remaining": remaining,
+                "requested": requested,
+            })),
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.code(),
             message,
             validation_errors,
+            details,
         };
         let mut response = crate::http::json_response(self.status(), &body);
         if let ApiError::Unauthorized(_) = self {

@@ -16,12 +16,16 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod images;
 pub mod lambda;
 pub mod pagination;
 pub mod profile;
 pub mod projects;
+pub mod queue;
 pub mod staging;
 pub mod state;
+pub mod storage;
+pub mod usage;
 
 pub use error::ApiError;
 

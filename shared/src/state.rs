@@ -11,6 +11,8 @@ use crate::auth::{Authenticator, Identity};
 use crate::config::{AuthConfig, ConfigError, DatabaseConfig, Env, WebConfig};
 use crate::db::{self, users::User};
 use crate::error::ApiError;
+use crate::queue::{JobQueue, QueueConfig};
+use crate::storage::{Storage, StorageConfig};
 
 /// What [`crate::lambda::run_http`] needs from a state type.
 pub trait HttpState: Sized + Send + Sync + 'static {
@@ -61,7 +63,17 @@ impl ApiState {
 
     /// Verifies the caller's token and returns their user row, creating it on first sight.
     pub async fn current_user(&self, req: &Request) -> Result<User, ApiError> {
-        let Identity { sub } = self.auth.authenticate(req).await?;
+        let identity = self.auth.authenticate(req).await?;
+        self.user_for(identity).await
+    }
+
+    /// [`ApiState::current_user`] for the events route, which also accepts `?access_token=`.
+    pub async fn current_user_of_event_stream(&self, req: &Request) -> Result<User, ApiError> {
+        let identity = self.auth.authenticate_event_stream(req).await?;
+        self.user_for(identity).await
+    }
+
+    async fn user_for(&self, Identity { sub }: Identity) -> Result<User, ApiError> {
         let user = db::users::ensure_by_sub(&self.db, &sub).await?;
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         Ok(user)
@@ -80,6 +92,48 @@ impl HttpState for ApiState {
     }
     async fn warm_up(&self) {
         tokio::join!(db::warm_up(&self.db), self.auth.warm_up());
+    }
+}
+
+/// Authenticated routes that also mint storage URLs (uploads, image reads).
+pub struct StorageState {
+    pub api: ApiState,
+    pub storage: Storage,
+}
+
+impl HttpState for StorageState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api = ApiState::from_env(env).await?;
+        let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
+        Ok(StorageState { api, storage })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.api.web
+    }
+    async fn warm_up(&self) {
+        self.api.warm_up().await;
+    }
+}
+
+/// Authenticated routes that create staging work: storage to check uploads, the queue to send jobs.
+pub struct StagingState {
+    pub api: ApiState,
+    pub storage: Storage,
+    pub queue: JobQueue,
+}
+
+impl HttpState for StagingState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api = ApiState::from_env(env).await?;
+        let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
+        let queue = JobQueue::new(&QueueConfig::from_env(env)?).await;
+        Ok(StagingState { api, storage, queue })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.api.web
+    }
+    async fn warm_up(&self) {
+        self.api.warm_up().await;
     }
 }
 

@@ -2,10 +2,16 @@
 //! `DATABASE_URL`, see scripts/test) with the migrations applied; outside APIs are wiremock fakes.
 
 mod auth;
+mod events;
+mod images_create;
+mod images_read;
 mod migrate;
 mod profile;
 mod projects;
 mod public;
 mod route_tables;
 mod schema;
+mod storage;
 mod support;
+mod uploads;
+mod usage;

@@ -1,0 +1,177 @@
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::queue::JobMessage;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Image {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub user_id: Uuid,
+    pub original_key: String,
+    pub staged_key: Option<String>,
+    pub room_type: String,
+    pub style: String,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub model_used: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub processing_time_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "i.id, i.project_id, i.user_id, i.original_key, i.staged_key, i.room_type, i.style, i.seed, i.prompt, \
+         i.status, i.error, i.model_used, i.cost_usd::float8 AS cost_usd, i.processing_time_ms, i.created_at, i.updated_at"
+    };
+}
+
+/// One image to create, already validated.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    pub project_id: Uuid,
+    pub original_key: String,
+    pub original_content_type: String,
+    pub original_size_bytes: i64,
+    pub room_type: String,
+    pub style: String,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+}
+
+/// The ids of the owner's live projects among `ids` (ownership checked in SQL).
+pub async fn owned_live_projects(conn: &mut PgConnection, owner: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM projects WHERE id = ANY($1) AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
+    )
+    .bind(ids)
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Inserts images and their jobs (one per image) inside the caller's transaction. Returns the
+/// images in input order and the message for each job.
+pub async fn insert_with_jobs(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    image_ids: &[Uuid],
+    items: &[NewImage],
+) -> Result<(Vec<Image>, Vec<JobMessage>), ApiError> {
+    const INSERT_IMAGE: &str = concat!(
+        "WITH i AS (INSERT INTO images (id, project_id, user_id, original_key, original_content_type, \
+         original_size_bytes, room_type, style, seed, prompt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *) SELECT ",
+        columns!(),
+        " FROM i"
+    );
+    let mut images = Vec::with_capacity(items.len());
+    let mut messages = Vec::with_capacity(items.len());
+    for (id, item) in image_ids.iter().zip(items) {
+        let image: Image = sqlx::query_as(INSERT_IMAGE)
+            .bind(id)
+            .bind(item.project_id)
+            .bind(owner)
+            .bind(&item.original_key)
+            .bind(&item.original_content_type)
+            .bind(item.original_size_bytes)
+            .bind(&item.room_type)
+            .bind(&item.style)
+            .bind(item.seed)
+            .bind(&item.prompt)
+            .fetch_one(&mut *conn)
+            .await?;
+        let job_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO jobs (image_id, payload_json) VALUES ($1, jsonb_build_object('version', 1, 'image_id', $1::text)) RETURNING id",
+        )
+        .bind(image.id)
+        .fetch_one(&mut *conn)
+        .await?;
+        messages.push(JobMessage::new(job_id, image.id));
+        images.push(image);
+    }
+    Ok((images, messages))
+}
+
+/// Records that SQS accepted these jobs' messages (jobs left NULL are re-sent by the reconciler).
+pub async fn mark_enqueued(db: &PgPool, job_ids: &[Uuid]) -> Result<(), ApiError> {
+    if job_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1) AND enqueued_at IS NULL")
+        .bind(job_ids)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The owner's live image.
+pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Image>, ApiError> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM images i WHERE i.id = $1 AND i.user_id = $2 AND i.deleted_at IS NULL"
+    );
+    Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
+}
+
+/// Live images of the owner's live project, newest first; `None` when the project is not theirs.
+pub async fn list_for_project(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<Option<Vec<Image>>, ApiError> {
+    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
+        return Ok(None);
+    }
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM images i WHERE i.project_id = $1 AND i.user_id = $2 AND i.deleted_at IS NULL \
+         ORDER BY i.created_at DESC, i.id DESC"
+    );
+    Ok(Some(
+        sqlx::query_as(SQL).bind(project_id).bind(owner).fetch_all(db).await?,
+    ))
+}
+
+/// Soft-deletes the owner's image; its storage objects are purged later (`purged_at`).
+/// Usage history is untouched. Returns false when there was nothing of the owner's to delete.
+pub async fn soft_delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, ApiError> {
+    let deleted =
+        sqlx::query("UPDATE images SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL")
+            .bind(id)
+            .bind(owner)
+            .execute(db)
+            .await?
+            .rows_affected();
+    Ok(deleted == 1)
+}
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct ProjectCost {
+    pub project_id: Uuid,
+    pub total_cost_usd: f64,
+    pub image_count: i64,
+    pub avg_cost_usd: f64,
+}
+
+/// Model spend of the owner's project. Deleted images count: the money was spent.
+pub async fn project_cost(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<Option<ProjectCost>, ApiError> {
+    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        sqlx::query_as(
+            "SELECT $1::uuid AS project_id, COALESCE(SUM(cost_usd), 0)::float8 AS total_cost_usd, \
+                    COUNT(*)::bigint AS image_count, COALESCE(AVG(cost_usd), 0)::float8 AS avg_cost_usd \
+             FROM images WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(owner)
+        .fetch_one(db)
+        .await?,
+    ))
+}

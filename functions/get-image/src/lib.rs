@@ -1,9 +1,17 @@
-//! TODO(issue 3): being written.
+//! `GET /api/v1/images/{id}`: one of the caller's live images, with short-lived photo links.
 
-use shared::http::ApiResult;
+use shared::ApiError;
+use shared::db::images;
+use shared::http::{ApiResult, ok, path_uuid};
+use shared::images::ImageView;
 use shared::lambda_http::Request;
 use shared::state::StorageState;
 
-pub async fn handle(_state: &StorageState, _req: Request) -> ApiResult {
-    Err(shared::ApiError::NotFound("route"))
+pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
+    let user = state.api.current_user(&req).await?;
+    let id = path_uuid(&req, "id")?;
+    let image = images::find_owned(&state.api.db, user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("image"))?;
+    ok(&ImageView::build(image, &state.storage).await)
 }

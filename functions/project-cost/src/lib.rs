@@ -1,9 +1,17 @@
-//! TODO(issue 3): being written.
+//! `GET /api/v1/projects/{id}/cost`: model spend of one of the caller's projects. Deleted images
+//! count: the money was spent.
 
-use shared::http::ApiResult;
+use shared::ApiError;
+use shared::db::images;
+use shared::http::{ApiResult, ok, path_uuid};
 use shared::lambda_http::Request;
 use shared::state::ApiState;
 
-pub async fn handle(_state: &ApiState, _req: Request) -> ApiResult {
-    Err(shared::ApiError::NotFound("route"))
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
+    let user = state.current_user(&req).await?;
+    let project_id = path_uuid(&req, "id")?;
+    let cost = images::project_cost(&state.db, user.id, project_id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    ok(&cost)
 }

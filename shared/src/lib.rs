@@ -15,6 +15,7 @@ pub mod billing;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod images;
 pub mod lambda;

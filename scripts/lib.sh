@@ -123,6 +123,7 @@ pg_accepts_trust_login() {
 # Directory of the newest installed server binaries (initdb, pg_ctl), empty when none.
 pg_bindir() {
     local dir
+    # shellcheck disable=SC2012  # fixed Debian paths (/usr/lib/postgresql/<major>/bin), sorted by version
     dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
     if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
         echo "$dir"
@@ -242,4 +243,146 @@ ensure_database() {
         log "creating database $db"
         pg_psql "$PG_PORT" -d postgres -c "create database \"$db\"" >/dev/null
     fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Local S3 (s3s-fs) and SQS (moto)
+# ---------------------------------------------------------------------------------------------
+#
+# s3s-fs: an S3 server over a local folder that checks SigV4 signatures (presigned URLs
+# included), installed with `cargo install` into .tools/ (pinned; newer releases need a newer
+# rustc). moto: an SQS-compatible server from PyPI, installed into .venv (pinned).
+# An S3 server already listening on the S3 port is reused when it accepts the local credentials
+# (access key `test`, secret `test-secret`); an SQS server already on the SQS port is reused
+# when it answers SQS calls. Overrides: REALSTAGING_S3_PORT (8014), REALSTAGING_SQS_PORT (5000).
+
+TOOLS_DIR="$REPO_ROOT/.tools"
+S3S_FS_VERSION="0.14.1"
+MOTO_VERSION="5.2.5"
+S3_PORT="${REALSTAGING_S3_PORT:-8014}"
+SQS_PORT="${REALSTAGING_SQS_PORT:-5000}"
+LOCAL_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+LOCAL_SQS_ENDPOINT="http://127.0.0.1:$SQS_PORT"
+LOCAL_S3_ACCESS_KEY="test"
+LOCAL_S3_SECRET_KEY="test-secret"
+LOCAL_AWS_REGION="us-east-1"
+
+# .tools/bin/s3s-fs at the pinned version (cargo install, about 2 minutes the first time).
+ensure_s3s_fs() {
+    local bin="$TOOLS_DIR/bin/s3s-fs"
+    if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ]; then
+        return 0
+    fi
+    log "cargo install s3s-fs@$S3S_FS_VERSION into .tools/ (local S3 server; takes a few minutes once)"
+    cargo install --root "$TOOLS_DIR" "s3s-fs@$S3S_FS_VERSION" --features binary --locked --force >&2
+    [ "$("$bin" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ] || die "s3s-fs $S3S_FS_VERSION is still not runnable at $bin"
+}
+
+# moto (with its server extra, which brings boto3) in .venv at the pinned version.
+ensure_moto() {
+    ensure_venv
+    if [ "$("$VENV_DIR/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" != "$MOTO_VERSION" ] \
+        || [ ! -x "$VENV_DIR/bin/moto_server" ]; then
+        venv_pip_install "moto[server]==$MOTO_VERSION"
+    fi
+}
+
+# Small S3/SQS operations against the local servers, with the venv's boto3:
+#   local_aws s3-check | s3-bucket NAME | sqs-check | sqs-queue NAME (prints the queue URL)
+local_aws() {
+    "$VENV_DIR/bin/python" - "$@" <<PY
+import sys
+import boto3
+from botocore.config import Config
+
+cfg = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1},
+             s3={"addressing_style": "path"},
+             request_checksum_calculation="when_required", response_checksum_validation="when_required")
+def s3():
+    return boto3.client("s3", endpoint_url="$LOCAL_S3_ENDPOINT", region_name="$LOCAL_AWS_REGION",
+                        aws_access_key_id="$LOCAL_S3_ACCESS_KEY", aws_secret_access_key="$LOCAL_S3_SECRET_KEY", config=cfg)
+def sqs():
+    return boto3.client("sqs", endpoint_url="$LOCAL_SQS_ENDPOINT", region_name="$LOCAL_AWS_REGION",
+                        aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
+cmd, args = sys.argv[1], sys.argv[2:]
+if cmd == "s3-check":
+    s3().list_buckets()
+elif cmd == "s3-bucket":
+    client = s3()
+    if args[0] not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+        client.create_bucket(Bucket=args[0])
+        print("created", file=sys.stderr)
+elif cmd == "sqs-check":
+    sqs().list_queues()
+elif cmd == "sqs-queue":
+    print(sqs().create_queue(QueueName=args[0])["QueueUrl"])
+else:
+    sys.exit("unknown command " + cmd)
+PY
+}
+
+# Waits up to $2 seconds for a server on port $1.
+wait_for_port() {
+    local i
+    for i in $(seq 1 $(( $2 * 10 ))); do port_open "$1" && return 0; sleep 0.1; done
+    return 1
+}
+
+# Starts (or reuses) the local S3 server; data under $1. Sets S3_PID when this call started it.
+start_local_s3() {
+    local data="$1"
+    S3_PID=""
+    ensure_moto   # boto3, for the checks
+    if port_open "$S3_PORT"; then
+        local_aws s3-check 2>/dev/null \
+            || die "port $S3_PORT is in use by something that is not an S3 server accepting access key $LOCAL_S3_ACCESS_KEY / secret $LOCAL_S3_SECRET_KEY; stop it or set REALSTAGING_S3_PORT"
+        log "S3 server already running on $LOCAL_S3_ENDPOINT (reusing it; it accepts the local credentials)"
+        return 0
+    fi
+    ensure_s3s_fs
+    mkdir -p "$data"
+    set -m   # own process group, so cleanup stops it reliably
+    "$TOOLS_DIR/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
+        --access-key "$LOCAL_S3_ACCESS_KEY" --secret-key "$LOCAL_S3_SECRET_KEY" "$data" \
+        </dev/null >"$LOCAL_DIR/s3.log" 2>&1 &
+    S3_PID=$!
+    set +m
+    if ! wait_for_port "$S3_PORT" 20 || ! local_aws s3-check; then
+        cat "$LOCAL_DIR/s3.log" >&2
+        die "the local S3 server (s3s-fs) did not start"
+    fi
+    log "S3 server (s3s-fs $S3S_FS_VERSION) on $LOCAL_S3_ENDPOINT, data in ${data#"$REPO_ROOT"/} (log: .local/s3.log)"
+}
+
+# Starts (or reuses) the local SQS server. Sets SQS_PID when this call started it.
+start_local_sqs() {
+    SQS_PID=""
+    ensure_moto
+    if port_open "$SQS_PORT"; then
+        local_aws sqs-check 2>/dev/null \
+            || die "port $SQS_PORT is in use by something that does not answer SQS calls; stop it or set REALSTAGING_SQS_PORT"
+        log "SQS server already running on $LOCAL_SQS_ENDPOINT (reusing it)"
+        return 0
+    fi
+    set -m
+    "$VENV_DIR/bin/moto_server" -H 127.0.0.1 -p "$SQS_PORT" </dev/null >"$LOCAL_DIR/sqs.log" 2>&1 &
+    SQS_PID=$!
+    set +m
+    if ! wait_for_port "$SQS_PORT" 30 || ! local_aws sqs-check; then
+        cat "$LOCAL_DIR/sqs.log" >&2
+        die "the local SQS server (moto) did not start"
+    fi
+    log "SQS server (moto $MOTO_VERSION) on $LOCAL_SQS_ENDPOINT (in memory; log: .local/sqs.log)"
+}
+
+# Stops a server this run started (by the process group of its pid), leaving others alone.
+stop_local_server() {
+    local pid="$1" what="$2"
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    log "stopping $what"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local _
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 }

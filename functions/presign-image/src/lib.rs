@@ -70,7 +70,7 @@ pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
         .storage
         .presign_download(&key, ttl, download.then_some(filename.as_str()))
         .await
-        .map_err(|e| ApiError::Internal(e.context("presign a download")))?;
+        .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))?;
     ok(&PresignedDownload {
         url: presigned.url,
         expires_in: presigned.expires_in.as_secs(),

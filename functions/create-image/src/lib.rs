@@ -1,9 +1,35 @@
-//! TODO(issue 3): being written.
+//! `POST /api/v1/images`: stage one uploaded photo (reserves one image of the monthly allowance
+//! and queues one job; see [`shared::images::create_images`]).
 
-use shared::http::ApiResult;
+use shared::ApiError;
+use shared::http::{ApiResult, json_body, json_response};
+use shared::http_types::StatusCode;
+use shared::images::{CreateImageBody, ImageView, create_images};
 use shared::lambda_http::Request;
 use shared::state::StagingState;
 
-pub async fn handle(_state: &StagingState, _req: Request) -> ApiResult {
-    Err(shared::ApiError::NotFound("route"))
+pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
+    let user = state.api.current_user(&req).await?;
+    let body: CreateImageBody = json_body(&req)?;
+    let mut errors = Vec::new();
+    let request = match body.validate(user.id, "", &mut errors) {
+        Some(request) if errors.is_empty() => request,
+        _ => return Err(ApiError::Validation(errors)),
+    };
+    let image = create_images(
+        &state.api.db,
+        &state.storage,
+        &state.queue,
+        user.id,
+        vec![request],
+        |_| String::new(),
+    )
+    .await?
+    .into_iter()
+    .next()
+    .expect("create_images returns one image per request");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &ImageView::build(image, &state.storage).await,
+    ))
 }

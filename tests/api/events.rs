@@ -304,7 +304,7 @@ async fn an_up_to_date_client_gets_the_change_as_soon_as_it_happens(db: PgPool) 
         "answered before the change: {elapsed:?}"
     );
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(5),
         "the change should be seen within a poll interval: {elapsed:?}"
     );
 }
@@ -333,7 +333,7 @@ async fn an_up_to_date_client_gets_no_change_after_the_wait(db: PgPool) {
         "retry: 3000\n\n: no change\n\n"
     );
     assert!(elapsed >= SHORT_WAIT, "it waited the whole bound: {elapsed:?}");
-    assert!(elapsed < SHORT_WAIT + Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < SHORT_WAIT + Duration::from_secs(4), "{elapsed:?}");
     // The row is untouched.
     assert_eq!(current_id(&app, id).await, seen);
 }
@@ -386,7 +386,7 @@ async fn a_client_that_saw_the_final_status_is_told_to_stop(db: PgPool) {
             String::from_utf8_lossy(&response.body)
         );
         assert!(response.body.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(3), "204 never waits");
+        assert!(started.elapsed() < Duration::from_secs(5), "204 never waits");
     }
 }
 
@@ -420,6 +420,6 @@ async fn a_stale_or_malformed_last_event_id_gets_the_current_status_at_once(db: 
         let (event_id, data) = single_status(&response);
         assert_eq!(event_id, current, "{last:?}");
         assert_eq!(data["status"], "ready");
-        assert!(started.elapsed() < Duration::from_secs(3), "{last:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{last:?}");
     }
 }

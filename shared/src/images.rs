@@ -364,12 +364,12 @@ pub async fn create_images(
     // Batches usually stage one upload in several styles: HEAD each distinct key once.
     let mut heads: HashMap<UploadKey, Option<ObjectInfo>> = HashMap::new();
     for request in &requests {
-        if !heads.contains_key(&request.file_key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(request.file_key) {
             let info = storage
                 .head(&request.file_key.to_string())
                 .await
                 .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))?;
-            heads.insert(request.file_key, info);
+            slot.insert(info);
         }
     }
     let mut errors = Vec::new();

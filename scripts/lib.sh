@@ -311,7 +311,6 @@ elif cmd == "s3-bucket":
     client = s3()
     if args[0] not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
         client.create_bucket(Bucket=args[0])
-        print("created", file=sys.stderr)
 elif cmd == "sqs-check":
     sqs().list_queues()
 elif cmd == "sqs-queue":

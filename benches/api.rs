@@ -112,6 +112,8 @@ async fn run_in_own_database(admin_url: &str) -> bool {
 async fn run_benchmarks(db_url: String, server_version: String) -> Result<(), String> {
     let iterations = env_count("BENCH_ITERATIONS", 2000);
     let cold_runs = env_count("BENCH_COLD_RUNS", 10);
+    // Taken before we add our own load: other work on the machine skews every number.
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     {
         let mut conn = PgConnection::connect(&db_url).await.map_err(|e| e.to_string())?;
@@ -290,7 +292,7 @@ async fn run_benchmarks(db_url: String, server_version: String) -> Result<(), St
     api.db.close().await;
     public.db.close().await;
 
-    print_report(&results, &server_version, iterations, cold_runs);
+    print_report(&results, &server_version, iterations, cold_runs, &load_before);
     Ok(())
 }
 
@@ -381,7 +383,7 @@ where
     serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
 }
 
-fn print_report(results: &[Stats], server_version: &str, iterations: usize, cold_runs: usize) {
+fn print_report(results: &[Stats], server_version: &str, iterations: usize, cold_runs: usize, load_before: &str) {
     let profile = if cfg!(debug_assertions) {
         "debug (unoptimised!)"
     } else {
@@ -403,6 +405,10 @@ fn print_report(results: &[Stats], server_version: &str, iterations: usize, cold
         iterations / 10,
         iterations * 5
     );
+    let load: Vec<&str> = load_before.split_whitespace().take(3).collect();
+    if !load.is_empty() {
+        println!("load average (1, 5, 15 min) before the run: {}", load.join(" "));
+    }
     println!();
     let width = results.iter().map(|r| r.name.len()).max().unwrap_or(10).max(9);
     println!(
@@ -527,6 +533,7 @@ mod cold_start {
         runs: usize,
     ) -> Result<Vec<Stats>, String> {
         let binary = locate(function)?;
+        println!("cold start of `{function}`: {}", binary.display());
         warn_if_stale(&binary, function);
         let api = FakeRuntimeApi::start().map_err(|e| format!("cannot start the fake Runtime API: {e}"))?;
         let mut init = Vec::new();

@@ -51,7 +51,16 @@ pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {
 /// not pay for the TLS handshake. Failure is only logged: the request path reports it properly.
 pub async fn warm_up(pool: &PgPool) {
     match tokio::time::timeout(Duration::from_secs(2), pool.acquire()).await {
-        Ok(Ok(_connection)) => tracing::debug!("database connection warmed up"),
+        Ok(Ok(connection)) => {
+            // sqlx hands a dropped connection back to the pool asynchronously; if the first
+            // request asked before that finished it would open (and pay for) a second one.
+            drop(connection);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while pool.num_idle() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tracing::debug!(idle = pool.num_idle(), "database connection warmed up");
+        }
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "could not open a database connection during init")
         }

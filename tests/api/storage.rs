@@ -19,6 +19,10 @@ async fn a_presigned_put_accepts_the_announced_upload() {
     let storage = test_storage().await;
     let key = UploadKey::generate(Uuid::new_v4(), ImageFormat::Jpeg).to_string();
     let presigned = storage.presign_upload(&key, ImageFormat::Jpeg, 2048).await.unwrap();
+    // Exactly the signed headers, nothing a browser should not send.
+    let mut names: Vec<String> = presigned.headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    names.sort();
+    assert_eq!(names, vec!["content-length", "content-type"]);
     assert!(
         presigned
             .headers

@@ -180,8 +180,11 @@ impl Storage {
             .await?;
         Ok(PresignedRequest {
             url: presigned.uri().to_string(),
+            // Only the signed headers: the SDK may add unsigned ones (x-amzn-trace-id inside Lambda)
+            // that a browser must not be told to send (the bucket's CORS rule would refuse them).
             headers: presigned
                 .headers()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type") || k.eq_ignore_ascii_case("content-length"))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             expires_in: UPLOAD_URL_TTL,

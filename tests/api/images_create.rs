@@ -108,24 +108,7 @@ async fn create_answers_201_and_queues_one_job(db: PgPool) {
     let body = response.json();
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
-        vec![
-            "cost_usd",
-            "created_at",
-            "error",
-            "file_key",
-            "id",
-            "model_used",
-            "original_url",
-            "processing_time_ms",
-            "project_id",
-            "prompt",
-            "room_type",
-            "seed",
-            "staged_url",
-            "status",
-            "style",
-            "updated_at"
-        ]
+        IMAGE_FIELDS.to_vec()
     );
     assert_eq!(body["status"], "queued");
     assert_eq!(body["project_id"], project.to_string());

@@ -23,25 +23,6 @@ const PROJECT: &str = "/api/v1/projects/{id}";
 const ALICE: &str = "auth0|alice";
 const BOB: &str = "auth0|bob";
 
-const IMAGE_FIELDS: [&str; 16] = [
-    "cost_usd",
-    "created_at",
-    "error",
-    "file_key",
-    "id",
-    "model_used",
-    "original_url",
-    "processing_time_ms",
-    "project_id",
-    "prompt",
-    "room_type",
-    "seed",
-    "staged_url",
-    "status",
-    "style",
-    "updated_at",
-];
-
 async fn user_id(sa: &StagingApp, sub: &str) -> Uuid {
     shared::db::users::ensure_by_sub(&sa.app.db, sub).await.unwrap().id
 }

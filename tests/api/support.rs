@@ -456,3 +456,23 @@ impl StagingApp {
             .id
     }
 }
+
+/// The fields of an image as the API shows it (shared::images::ImageView), sorted.
+pub const IMAGE_FIELDS: [&str; 16] = [
+    "cost_usd",
+    "created_at",
+    "error",
+    "file_key",
+    "id",
+    "model_used",
+    "original_url",
+    "processing_time_ms",
+    "project_id",
+    "prompt",
+    "room_type",
+    "seed",
+    "staged_url",
+    "status",
+    "style",
+    "updated_at",
+];

@@ -305,6 +305,20 @@ pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
     out
 }
 
+/// The live images of the owner's project as views, newest first; 404 when the project is not
+/// theirs (or missing, or deleted). Serves the flat and the grouped list.
+pub async fn owned_project_views(
+    db: &sqlx::PgPool,
+    storage: &Storage,
+    owner: Uuid,
+    project_id: Uuid,
+) -> Result<Vec<ImageView>, ApiError> {
+    let images = crate::db::images::list_for_project(db, owner, project_id)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    Ok(views(images, storage).await)
+}
+
 /// One original photo and the staged variants made from it.
 #[derive(Debug, Serialize)]
 pub struct ImageGroup {

@@ -2,10 +2,8 @@
 //! photo (groups by newest variant, variants newest first).
 
 use serde::Serialize;
-use shared::ApiError;
-use shared::db::images;
 use shared::http::{ApiResult, ok, path_uuid};
-use shared::images::{ImageGroup, group_by_original, views};
+use shared::images::{ImageGroup, group_by_original, owned_project_views};
 use shared::lambda_http::Request;
 use shared::serde;
 use shared::state::StorageState;
@@ -19,10 +17,8 @@ struct GroupList {
 pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
     let project_id = path_uuid(&req, "id")?;
-    let images = images::list_for_project(&state.api.db, user.id, project_id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
+    let images = owned_project_views(&state.api.db, &state.storage, user.id, project_id).await?;
     ok(&GroupList {
-        images: group_by_original(views(images, &state.storage).await),
+        images: group_by_original(images),
     })
 }

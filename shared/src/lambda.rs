@@ -3,10 +3,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::{Request, service_fn};
 
-use crate::config::{Env, ProcessEnv};
+use crate::config::{ConfigError, Env, ProcessEnv};
 use crate::http::{ApiResult, respond};
 use crate::state::HttpState;
 
@@ -41,4 +43,46 @@ where
         }))
         .await
     })
+}
+
+/// The whole `main` of an event-driven function (the SQS worker, the scheduled reconciler): build
+/// the state once with `build`, then run `handler` for every event. Events and results are JSON.
+pub fn run_events<S, E, R, B, BFut, F, Fut>(build: B, handler: F) -> Result<(), Error>
+where
+    S: Send + Sync + 'static,
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    B: FnOnce(Env<'static>) -> BFut,
+    BFut: Future<Output = Result<S, ConfigError>>,
+    F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send + 'static,
+{
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let state = Arc::new(build(Env(&ProcessEnv)).await.inspect_err(|err| {
+            tracing::error!(error = %err, "function init failed");
+        })?);
+        let handler = Arc::new(handler);
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<E>| {
+                let (state, handler) = (Arc::clone(&state), Arc::clone(&handler));
+                async move { handler(state, event).await }
+            },
+        ))
+        .await
+    })
+}
+
+/// When work must stop to answer Lambda in time: the invocation's deadline minus `margin`. A
+/// missing deadline (0, as some local emulators send) gives `fallback` from now.
+pub fn stop_at(context: &lambda_runtime::Context, margin: Duration, fallback: Duration) -> Instant {
+    if context.deadline == 0 {
+        return Instant::now() + fallback;
+    }
+    let remaining = context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining.saturating_sub(margin)
 }

@@ -26,11 +26,13 @@ pub mod profile;
 pub mod projects;
 pub mod prompts;
 pub mod queue;
+pub mod reconcile;
 pub mod replicate;
 pub mod staging;
 pub mod state;
 pub mod storage;
 pub mod usage;
+pub mod worker;
 
 pub use error::ApiError;
 
@@ -38,6 +40,8 @@ pub use error::ApiError;
 // same dependency features (one `target/` cache for the workspace, `cargo lambda` and `sam build`).
 pub use ::http as http_types;
 pub use aws_lambda_events;
+pub use aws_sdk_s3;
+pub use aws_sdk_sqs;
 pub use chrono;
 pub use jsonwebtoken;
 pub use lambda_http;

@@ -175,3 +175,41 @@ pub async fn project_cost(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<
         .await?,
     ))
 }
+
+/// A deleted image whose storage objects are still to be removed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PurgeCandidate {
+    pub id: Uuid,
+    pub original_key: String,
+    pub staged_key: Option<String>,
+    /// Another image that is not deleted still points at the same original photo (variants of
+    /// one upload share it), so the original must stay.
+    pub original_in_use: bool,
+}
+
+/// Deleted, not yet purged images that no worker is busy with, locked for this transaction
+/// (`SKIP LOCKED`: two reconcilers at once take different rows).
+pub async fn lock_purgeable(conn: &mut PgConnection, limit: i64) -> Result<Vec<PurgeCandidate>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.id, i.original_key, i.staged_key, \
+                EXISTS (SELECT 1 FROM images o WHERE o.original_key = i.original_key AND o.id <> i.id \
+                        AND o.deleted_at IS NULL) AS original_in_use \
+         FROM images i \
+         WHERE i.deleted_at IS NOT NULL AND i.purged_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.image_id = i.id AND j.status IN ('queued', 'processing') \
+                           AND j.lease_until > now()) \
+         ORDER BY i.deleted_at LIMIT $1 FOR UPDATE OF i SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Records that an image's objects are gone.
+pub async fn mark_purged(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE images SET purged_at = now() WHERE id = $1 AND deleted_at IS NOT NULL")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -93,6 +93,14 @@ pub fn presigning_config(expires_in: Duration) -> anyhow::Result<PresigningConfi
     Ok(PresigningConfig::expires_in(expires_in)?)
 }
 
+/// An object bigger than the caller was willing to read.
+#[derive(Debug, thiserror::Error)]
+#[error("the object is {size} bytes; at most {limit} are read")]
+pub struct ObjectTooLarge {
+    pub size: u64,
+    pub limit: usize,
+}
+
 /// What a HEAD of an object says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -221,6 +229,57 @@ impl Storage {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
             Err(err) => Err(anyhow::Error::new(err).context(format!("HEAD {key}"))),
         }
+    }
+
+    /// Reads a whole object of at most `max_bytes`: `Ok(None)` when it does not exist,
+    /// [`ObjectTooLarge`] (inside the error) when it is bigger, checked on the declared length and
+    /// again while reading, so a store that lies about the length cannot make the worker buffer more.
+    pub async fn get_bounded(&self, key: &str, max_bytes: usize) -> anyhow::Result<Option<Vec<u8>>> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) => return Err(anyhow::Error::new(err).context(format!("GET {key}"))),
+        };
+        let declared = out.content_length().unwrap_or(0).max(0) as u64;
+        if declared > max_bytes as u64 {
+            return Err(ObjectTooLarge {
+                size: declared,
+                limit: max_bytes,
+            }
+            .into());
+        }
+        let mut body = out.body;
+        let mut bytes = Vec::with_capacity(declared as usize);
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("GET {key}")))?
+        {
+            if bytes.len() + chunk.len() > max_bytes {
+                return Err(ObjectTooLarge {
+                    size: (bytes.len() + chunk.len()) as u64,
+                    limit: max_bytes,
+                }
+                .into());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Writes an object (replacing any object under the key: writing the same result twice is harmless).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str, cache_control: &str) -> anyhow::Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("PUT {key}")))?;
+        Ok(())
     }
 
     /// Deletes an object; deleting a missing object succeeds (S3 semantics).

@@ -1,0 +1,279 @@
+//! Staging jobs: the worker's state machine (`queued → processing → completed | failed`).
+//!
+//! Every transition is a guarded `UPDATE … WHERE status IN (…)`, so a duplicate SQS delivery, a
+//! second reconciler or a late retry finds nothing to change. While a worker runs a job it holds
+//! a lease (`lease_until`); nothing else touches a leased job, and a worker that dies simply lets
+//! its lease run out.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::queue::JobMessage;
+
+/// A job this worker now holds, with what it needs from its image.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub job_id: Uuid,
+    pub image_id: Uuid,
+    pub user_id: Uuid,
+    /// Counting this claim.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub prediction_id: Option<String>,
+    pub model_id: Option<String>,
+    pub deadline_at: DateTime<Utc>,
+    pub original_key: String,
+    pub room_type: String,
+    pub style: String,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+    pub image_deleted: bool,
+}
+
+/// What a claim attempt found.
+#[derive(Debug)]
+pub enum Claim {
+    Claimed(Box<ClaimedJob>),
+    /// Completed or failed already: a duplicate or late delivery.
+    Finished,
+    /// Another worker holds it right now.
+    Held,
+    /// No such job for that image (a forged or stale message).
+    Missing,
+}
+
+/// Takes the job for `lease` (and, on the first claim, fixes its model and its deadline: `deadline`
+/// from now, but never later than [`UNCLAIMED_JOB_MAX_AGE`] after the job was created). The image
+/// turns `processing` in the same statement.
+pub async fn claim(
+    db: &PgPool,
+    message: &JobMessage,
+    lease: Duration,
+    deadline: Duration,
+    active_model: Option<&str>,
+) -> Result<Claim, sqlx::Error> {
+    let claimed: Option<ClaimedJob> = sqlx::query_as(
+        "WITH claimed AS ( \
+             UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
+                 lease_until = now() + make_interval(secs => $3), \
+                 started_at = coalesce(started_at, now()), \
+                 deadline_at = coalesce(deadline_at, least(now() + make_interval(secs => $4), created_at + make_interval(secs => $6))), \
+                 model_id = coalesce(model_id, $5) \
+             WHERE id = $1 AND image_id = $2 AND status IN ('queued', 'processing') \
+               AND (lease_until IS NULL OR lease_until <= now()) \
+             RETURNING id, image_id, attempts, max_attempts, prediction_id, model_id, deadline_at \
+         ), image AS ( \
+             UPDATE images SET status = 'processing' \
+             WHERE id = (SELECT image_id FROM claimed) AND status = 'queued' \
+         ) \
+         SELECT c.id AS job_id, c.image_id, i.user_id, c.attempts, c.max_attempts, c.prediction_id, c.model_id, \
+                c.deadline_at, i.original_key, i.room_type, i.style, i.seed, i.prompt, \
+                (i.deleted_at IS NOT NULL) AS image_deleted \
+         FROM claimed c JOIN images i ON i.id = c.image_id",
+    )
+    .bind(message.job_id)
+    .bind(message.image_id)
+    .bind(lease.as_secs_f64())
+    .bind(deadline.as_secs_f64())
+    .bind(active_model)
+    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
+    .fetch_optional(db)
+    .await?;
+    if let Some(job) = claimed {
+        return Ok(Claim::Claimed(Box::new(job)));
+    }
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND image_id = $2")
+        .bind(message.job_id)
+        .bind(message.image_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(match status.as_deref() {
+        None => Claim::Missing,
+        Some("completed" | "failed") => Claim::Finished,
+        Some(_) => Claim::Held,
+    })
+}
+
+/// Stores the prediction id the moment Replicate answers, so any later attempt resumes it
+/// instead of paying for a second prediction. Returns false if the job already had one.
+pub async fn record_prediction(db: &PgPool, job_id: Uuid, prediction_id: &str) -> Result<bool, sqlx::Error> {
+    let updated: Option<Uuid> = sqlx::query_scalar(
+        "WITH j AS ( \
+             UPDATE jobs SET prediction_id = $2 WHERE id = $1 AND prediction_id IS NULL AND status = 'processing' \
+             RETURNING image_id \
+         ) \
+         UPDATE images SET replicate_prediction_id = $2 WHERE id = (SELECT image_id FROM j) RETURNING id",
+    )
+    .bind(job_id)
+    .bind(prediction_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(updated.is_some())
+}
+
+/// What a finished job leaves on its image.
+#[derive(Debug, Clone)]
+pub struct StagedResult<'a> {
+    pub staged_key: &'a str,
+    pub content_type: &'a str,
+    pub model_used: &'a str,
+    pub prediction_id: Option<&'a str>,
+    pub processing_time_ms: Option<i32>,
+    /// Ten-thousandths of a dollar (the registry's price per image).
+    pub cost_e4: i64,
+}
+
+/// `processing → completed` and the image `ready`, in one statement. False when the job was no
+/// longer processing (someone else finished it).
+pub async fn complete(db: &PgPool, job_id: Uuid, result: &StagedResult<'_>) -> Result<bool, sqlx::Error> {
+    let updated: Option<Uuid> = sqlx::query_scalar(
+        "WITH j AS ( \
+             UPDATE jobs SET status = 'completed', finished_at = now(), lease_until = NULL, error = NULL \
+             WHERE id = $1 AND status = 'processing' RETURNING image_id \
+         ) \
+         UPDATE images SET status = 'ready', staged_key = $2, staged_content_type = $3, model_used = $4, \
+             replicate_prediction_id = coalesce($5, replicate_prediction_id), processing_time_ms = $6, \
+             cost_usd = $7::numeric / 10000, error = NULL \
+         WHERE id = (SELECT image_id FROM j) RETURNING id",
+    )
+    .bind(job_id)
+    .bind(result.staged_key)
+    .bind(result.content_type)
+    .bind(result.model_used)
+    .bind(result.prediction_id)
+    .bind(result.processing_time_ms)
+    .bind(result.cost_e4)
+    .fetch_optional(db)
+    .await?;
+    Ok(updated.is_some())
+}
+
+/// How a failed job treats the allowance its image reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refund {
+    /// Give it back (a permanent failure the user did not cause by deleting the image).
+    GiveBack,
+    Keep,
+}
+
+/// `→ failed` and the image `error` with `message` (what the user sees), plus at most one refund
+/// in the ledger, all in one transaction. False when the job had already finished.
+pub async fn fail(db: &PgPool, job_id: Uuid, message: &str, refund: Refund) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let failed = fail_in(&mut tx, job_id, message, refund).await?;
+    tx.commit().await?;
+    Ok(failed)
+}
+
+async fn fail_in(conn: &mut PgConnection, job_id: Uuid, message: &str, refund: Refund) -> Result<bool, sqlx::Error> {
+    let image_id: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL, error = $2 \
+         WHERE id = $1 AND status IN ('queued', 'processing') RETURNING image_id",
+    )
+    .bind(job_id)
+    .bind(message)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(image_id) = image_id else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE images SET status = 'error', error = $2 WHERE id = $1 AND status IN ('queued', 'processing')")
+        .bind(image_id)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
+    if refund == Refund::GiveBack {
+        // The refund carries the reservation's period, so it lowers the period that was charged;
+        // the unique (image_id, kind) index makes a second refund impossible.
+        sqlx::query(
+            "INSERT INTO usage_ledger (user_id, image_id, kind, units, period_at, reason) \
+             SELECT user_id, image_id, 'refund', -units, period_at, 'staging failed' \
+             FROM usage_ledger WHERE image_id = $1 AND kind = 'reserve' \
+             ON CONFLICT (image_id, kind) WHERE image_id IS NOT NULL DO NOTHING",
+        )
+        .bind(image_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Gives the job back after a retryable problem: the lease ends now, so the next delivery (or the
+/// reconciler) can take it at once. `note` is kept for operators (not shown to the user).
+pub async fn release(db: &PgPool, job_id: Uuid, note: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET lease_until = NULL, error = $2 WHERE id = $1 AND status = 'processing'")
+        .bind(job_id)
+        .bind(note)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Jobs whose message must be (re-)sent, locked for this transaction (`SKIP LOCKED`: a second
+/// reconciler running at the same time gets other rows or none):
+/// - never accepted by SQS (`enqueued_at IS NULL`) and older than `grace`;
+/// - sent more than `stale` ago, not held by a worker, and still not finished (the message went
+///   missing, or its retries ran out before the deadline).
+///
+/// Jobs past their deadline are left to [`expired`].
+pub async fn lock_resendable(
+    conn: &mut PgConnection,
+    grace: Duration,
+    stale: Duration,
+    limit: i64,
+) -> Result<Vec<JobMessage>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, image_id FROM jobs \
+         WHERE status IN ('queued', 'processing') \
+           AND (lease_until IS NULL OR lease_until <= now()) \
+           AND coalesce(deadline_at, created_at + make_interval(secs => $4)) > now() \
+           AND ((enqueued_at IS NULL AND created_at <= now() - make_interval(secs => $1)) \
+             OR enqueued_at <= now() - make_interval(secs => $2)) \
+         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(grace.as_secs_f64())
+    .bind(stale.as_secs_f64())
+    .bind(limit)
+    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(job, image)| JobMessage::new(job, image))
+        .collect())
+}
+
+/// A job never claimed by any worker still expires this long after it was created.
+pub const UNCLAIMED_JOB_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Marks messages as sent (inside the reconciler's transaction).
+pub async fn mark_enqueued_in(conn: &mut PgConnection, job_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1)")
+        .bind(job_ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Unfinished jobs past their deadline that no worker holds: the reconciler runs each through the
+/// worker once more, which asks Replicate about a stored prediction before failing it.
+pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, image_id FROM jobs \
+         WHERE status IN ('queued', 'processing') \
+           AND (lease_until IS NULL OR lease_until <= now()) \
+           AND coalesce(deadline_at, created_at + make_interval(secs => $2)) <= now() \
+         ORDER BY created_at LIMIT $1",
+    )
+    .bind(limit)
+    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(job, image)| JobMessage::new(job, image))
+        .collect())
+}

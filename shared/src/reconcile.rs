@@ -1,0 +1,145 @@
+//! The reconciler (a scheduled function): nothing is stuck silently.
+//!
+//! Each run, with bounded work:
+//! 1. re-sends jobs whose SQS send failed (`enqueued_at IS NULL`) or whose message went missing;
+//! 2. runs jobs past their deadline through the worker once more, which asks Replicate about a
+//!    stored prediction (finishing it if it succeeded) before failing the job and refunding;
+//! 3. removes the storage objects of deleted images (an original only once no image that is not
+//!    deleted uses it) and marks them purged.
+//!
+//! Two runs at once never double anything: rows are taken with `FOR UPDATE SKIP LOCKED` or
+//! through the worker's guarded claim, and every step is idempotent.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::db::{images, jobs};
+use crate::worker::{JobOutcome, Worker};
+
+/// How much one run does at most, and when jobs count as lost.
+#[derive(Debug, Clone)]
+pub struct ReconcileLimits {
+    /// Never-sent jobs younger than this are left to the API that is probably still sending them.
+    pub unsent_grace: Duration,
+    /// A sent job still unfinished (and not held by a worker) this long after its last send is
+    /// sent again.
+    pub resend_after: Duration,
+    pub max_resends: i64,
+    pub max_expired: i64,
+    pub max_purges: i64,
+}
+
+impl Default for ReconcileLimits {
+    fn default() -> Self {
+        ReconcileLimits {
+            unsent_grace: Duration::from_secs(60),
+            resend_after: Duration::from_secs(15 * 60),
+            max_resends: 200,
+            max_expired: 20,
+            max_purges: 200,
+        }
+    }
+}
+
+/// What one run did (logged, and returned as the function's result).
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub resent: usize,
+    pub resend_refused: usize,
+    pub expired_staged: usize,
+    pub expired_failed: usize,
+    pub expired_other: usize,
+    pub purged_images: usize,
+    pub deleted_objects: usize,
+    pub errors: Vec<String>,
+}
+
+/// One reconciler run; `stop_at` bounds the time spent on expired jobs.
+pub async fn run(worker: &Worker, limits: &ReconcileLimits, stop_at: Instant) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    if let Err(err) = resend(worker, limits, &mut report).await {
+        report.errors.push(format!("resend: {err:#}"));
+    }
+    if let Err(err) = expire(worker, limits, stop_at, &mut report).await {
+        report.errors.push(format!("expire: {err:#}"));
+    }
+    if let Err(err) = purge(worker, limits, &mut report).await {
+        report.errors.push(format!("purge: {err:#}"));
+    }
+    if report.errors.is_empty() {
+        tracing::info!(?report, "reconciler run done");
+    } else {
+        tracing::error!(?report, "reconciler run had errors");
+    }
+    report
+}
+
+async fn resend(worker: &Worker, limits: &ReconcileLimits, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    // The rows stay locked while SQS is called, so a second reconciler skips them.
+    let mut tx = worker.db.begin().await?;
+    let messages = jobs::lock_resendable(&mut tx, limits.unsent_grace, limits.resend_after, limits.max_resends).await?;
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let accepted = worker.queue.send(&messages).await;
+    jobs::mark_enqueued_in(&mut tx, &accepted).await?;
+    tx.commit().await?;
+    report.resent += accepted.len();
+    report.resend_refused += messages.len() - accepted.len();
+    for job in &accepted {
+        tracing::info!(job_id = %job, "job message re-sent");
+    }
+    Ok(())
+}
+
+async fn expire(
+    worker: &Worker,
+    limits: &ReconcileLimits,
+    stop_at: Instant,
+    report: &mut ReconcileReport,
+) -> anyhow::Result<()> {
+    for message in jobs::expired(&worker.db, limits.max_expired).await? {
+        if Instant::now() + worker.config.safety_margin >= stop_at {
+            break;
+        }
+        // The worker's claim is the lock: of two reconcilers, one gets the job, the other skips it.
+        let outcome = worker.run_job(&message, stop_at).await?;
+        tracing::info!(job_id = %message.job_id, ?outcome, "expired job handled");
+        match outcome {
+            JobOutcome::Staged => report.expired_staged += 1,
+            JobOutcome::Failed { .. } => report.expired_failed += 1,
+            _ => report.expired_other += 1,
+        }
+    }
+    Ok(())
+}
+
+async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    let mut tx = worker.db.begin().await?;
+    let candidates = images::lock_purgeable(&mut tx, limits.max_purges).await?;
+    for image in candidates {
+        let mut keys = Vec::with_capacity(2);
+        keys.extend(image.staged_key.as_deref());
+        if !image.original_in_use {
+            keys.push(image.original_key.as_str());
+        }
+        let mut all_gone = true;
+        for key in keys {
+            match worker.storage.delete(key).await {
+                Ok(()) => report.deleted_objects += 1,
+                Err(err) => {
+                    all_gone = false;
+                    report.errors.push(format!("deleting {key}: {err:#}"));
+                }
+            }
+        }
+        // An image whose objects could not all be deleted stays pending for the next run.
+        if all_gone {
+            images::mark_purged(&mut tx, image.id).await?;
+            report.purged_images += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}

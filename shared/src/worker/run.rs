@@ -1,0 +1,469 @@
+//! One job, from claim to a staged photo (or a clear failure).
+
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::{Provider, Worker};
+use crate::db::jobs::{self, Claim, ClaimedJob, Refund, StagedResult};
+use crate::db::settings;
+use crate::imaging::{self, ImageLimits, ImageProblem};
+use crate::models::{self, ModelSpec, StagingInput};
+use crate::prompts;
+use crate::queue::JobMessage;
+use crate::replicate::{Prediction, PredictionId, PredictionStatus, ReplicateError};
+use crate::staging::{RoomType, Style};
+use crate::storage::staged_key;
+
+/// `model_used` of images staged by the offline simulator.
+pub const SIMULATOR_MODEL_ID: &str = "realstaging/offline-simulator";
+
+/// Stored results are private to their owner and never change under their key.
+const STAGED_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+
+/// How a job ended for this delivery of its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The image is ready.
+    Staged,
+    /// The image is in error (permanent); `refunded` says whether the allowance came back.
+    Failed { message: String, refunded: bool },
+    /// Nothing to do: already finished, or another worker holds it.
+    Skipped(&'static str),
+    /// Not finished in this invocation; the message should come back after `after`.
+    RetryLater { after: Duration, reason: String },
+    /// The message names no job (forged, or the database was restored): report it, and after
+    /// maxReceiveCount SQS moves it to the dead-letter queue.
+    Unknown,
+}
+
+/// A fault inside a job, before it is turned into an outcome.
+enum Fault {
+    /// Worth another try (throttling, 5xx, network, storage hiccups, operator configuration).
+    Retryable(String),
+    /// Will never work: fail the image with this user-facing message, refunding the allowance.
+    Permanent(String),
+    /// The prediction is still running and this invocation is out of time.
+    StillRunning,
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(err: sqlx::Error) -> Self {
+        Fault::Retryable(format!("database: {err}"))
+    }
+}
+
+fn replicate_fault(context: &str, err: ReplicateError) -> Fault {
+    if err.is_retryable() {
+        Fault::Retryable(format!("{context}: {err}"))
+    } else {
+        tracing::warn!(error = %err, "{context} refused");
+        Fault::Permanent(format!(
+            "The staging model refused this photo ({err}). Your image allowance was refunded; try another photo or \
+             a different prompt."
+        ))
+    }
+}
+
+fn unreadable_photo(problem: &ImageProblem) -> Fault {
+    Fault::Permanent(format!(
+        "The uploaded photo cannot be staged: {problem}. Upload a JPEG, PNG or WebP photo and try again; your image \
+         allowance was refunded."
+    ))
+}
+
+const TOO_SLOW: &str = "Staging took too long and was stopped. Your image allowance was refunded; please try again.";
+
+impl Worker {
+    /// Runs one job until it is staged, failed, or this invocation must stop (`stop_at`).
+    pub async fn run_job(&self, message: &JobMessage, stop_at: Instant) -> Result<JobOutcome, sqlx::Error> {
+        let active_model = self.active_model().await?;
+        // The lease covers this invocation plus a margin; a worker that dies lets it run out.
+        let lease =
+            stop_at.saturating_duration_since(Instant::now()) + self.config.safety_margin + Duration::from_secs(30);
+        let job = match jobs::claim(&self.db, message, lease, self.config.job_deadline, active_model).await? {
+            Claim::Claimed(job) => *job,
+            Claim::Finished => return Ok(JobOutcome::Skipped("already finished")),
+            Claim::Held => return Ok(JobOutcome::Skipped("another worker holds the job")),
+            Claim::Missing => return Ok(JobOutcome::Unknown),
+        };
+        tracing::info!(attempt = job.attempts, model = ?job.model_id, prediction = ?job.prediction_id, "job claimed");
+
+        if job.image_deleted {
+            // The owner deleted the image: nothing to stage, and deleting never returns allowance.
+            jobs::fail(
+                &self.db,
+                job.job_id,
+                "The image was deleted before it was staged.",
+                Refund::Keep,
+            )
+            .await?;
+            return Ok(JobOutcome::Failed {
+                message: "image deleted".into(),
+                refunded: false,
+            });
+        }
+        if job.attempts > job.max_attempts {
+            let message =
+                "Staging failed repeatedly and was stopped. Your image allowance was refunded; please try again.";
+            return self.fail(&job, message).await;
+        }
+
+        let started = Instant::now();
+        let fault = match self.stage(&job, stop_at).await {
+            Ok(()) => {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "image staged");
+                return Ok(JobOutcome::Staged);
+            }
+            Err(fault) => fault,
+        };
+        match fault {
+            Fault::Permanent(message) => self.fail(&job, &message).await,
+            Fault::StillRunning => {
+                jobs::release(&self.db, job.job_id, "prediction still running").await?;
+                Ok(JobOutcome::RetryLater {
+                    after: self.config.still_running_visibility,
+                    reason: "prediction still running".into(),
+                })
+            }
+            Fault::Retryable(reason) if job.attempts >= job.max_attempts => {
+                tracing::warn!(%reason, "last attempt failed");
+                let message =
+                    "Staging failed repeatedly and was stopped. Your image allowance was refunded; please try again.";
+                self.fail(&job, message).await
+            }
+            Fault::Retryable(reason) => {
+                tracing::warn!(%reason, attempt = job.attempts, "retryable fault; the message comes back later");
+                jobs::release(&self.db, job.job_id, &reason).await?;
+                Ok(JobOutcome::RetryLater {
+                    after: self.config.retry_visibility * job.attempts.max(1) as u32,
+                    reason,
+                })
+            }
+        }
+    }
+
+    async fn fail(&self, job: &ClaimedJob, message: &str) -> Result<JobOutcome, sqlx::Error> {
+        let failed = jobs::fail(&self.db, job.job_id, message, Refund::GiveBack).await?;
+        tracing::warn!(%message, "image failed; allowance refunded");
+        Ok(JobOutcome::Failed {
+            message: message.to_string(),
+            refunded: failed,
+        })
+    }
+
+    /// The active model id, if it names a registered model (anything else is logged loudly and
+    /// treated as unset: the job then fails retryably until an operator fixes the setting).
+    async fn active_model(&self) -> Result<Option<&'static str>, sqlx::Error> {
+        let stored = settings::active_model(&self.db).await?;
+        let id = stored.as_deref().unwrap_or(models::DEFAULT_MODEL_ID);
+        match models::find(id) {
+            Some(spec) => Ok(Some(spec.id)),
+            None => {
+                tracing::error!(active_model = id, "the active_model setting names no registered model");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn stage(&self, job: &ClaimedJob, stop_at: Instant) -> Result<(), Fault> {
+        match &self.provider {
+            Provider::Simulator => self.stage_offline(job).await,
+            Provider::Replicate(_) => self.stage_with_replicate(job, stop_at).await,
+        }
+    }
+
+    /// Loads and checks the original before anything is paid for.
+    async fn checked_original(&self, job: &ClaimedJob) -> Result<Vec<u8>, Fault> {
+        let limits = ImageLimits::ORIGINAL;
+        let bytes = match self.storage.get_bounded(&job.original_key, limits.max_bytes).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(Fault::Permanent(
+                    "The uploaded photo is missing from storage. Upload it again and retry; your image allowance was \
+                     refunded."
+                        .into(),
+                ));
+            }
+            Err(err) if err.downcast_ref::<crate::storage::ObjectTooLarge>().is_some() => {
+                return Err(Fault::Permanent(format!(
+                    "The uploaded photo is larger than {} MiB. Upload a smaller photo and try again; your image \
+                     allowance was refunded.",
+                    limits.max_bytes / (1024 * 1024)
+                )));
+            }
+            Err(err) => return Err(Fault::Retryable(format!("reading the original: {err:#}"))),
+        };
+        let checked = blocking(move || imaging::inspect_original(&bytes, &limits).map(|_| bytes)).await?;
+        checked.map_err(|problem| unreadable_photo(&problem))
+    }
+
+    async fn stage_offline(&self, job: &ClaimedJob) -> Result<(), Fault> {
+        let started = Instant::now();
+        let original = self.checked_original(job).await?;
+        let (room, style) = room_and_style(job)?;
+        let staged = blocking(move || imaging::simulated_staging(&original, room, style, &ImageLimits::ORIGINAL))
+            .await?
+            .map_err(|problem| unreadable_photo(&problem))?;
+        let elapsed_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        self.store_and_complete(job, staged.bytes, SIMULATOR_MODEL_ID, None, Some(elapsed_ms), 0)
+            .await
+    }
+
+    async fn stage_with_replicate(&self, job: &ClaimedJob, stop_at: Instant) -> Result<(), Fault> {
+        let Provider::Replicate(replicate) = &self.provider else {
+            return Err(Fault::Retryable("no Replicate client".into()));
+        };
+        let spec = job.model_id.as_deref().and_then(models::find).ok_or_else(|| {
+            Fault::Retryable(format!("no usable model for the job (active_model {:?})", job.model_id))
+        })?;
+        let deadline = deadline_instant(job);
+
+        let mut prediction = match job.prediction_id.as_deref() {
+            Some(stored) => {
+                // A stored prediction is resumed, never created again.
+                let id = PredictionId::parse(stored)
+                    .map_err(|_| Fault::Permanent(format!("Staging failed (bad prediction id {stored}).")))?;
+                tracing::info!(prediction = %id, "resuming the stored prediction");
+                match replicate.get_prediction(&id).await {
+                    Ok(prediction) => prediction,
+                    Err(ReplicateError::NotFound) => {
+                        return Err(Fault::Permanent(
+                            "The staging model lost track of this photo. Your image allowance was refunded; please \
+                             try again."
+                                .into(),
+                        ));
+                    }
+                    Err(err) => return Err(replicate_fault("reading the prediction", err)),
+                }
+            }
+            None => {
+                if Instant::now() >= deadline {
+                    return Err(Fault::Permanent(TOO_SLOW.into()));
+                }
+                self.create_prediction(replicate, spec, job, deadline, stop_at).await?
+            }
+        };
+
+        let mut delay = self.config.poll_initial;
+        while !prediction.status.is_terminal() {
+            let now = Instant::now();
+            if now >= deadline {
+                if let Err(err) = replicate.cancel_prediction(&prediction.id).await {
+                    tracing::warn!(error = %err, "canceling the overdue prediction failed");
+                }
+                return Err(Fault::Permanent(TOO_SLOW.into()));
+            }
+            if now + delay >= stop_at {
+                return Err(Fault::StillRunning);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.poll_max);
+            match replicate.get_prediction(&prediction.id).await {
+                Ok(next) => prediction = next,
+                Err(err) if err.is_retryable() => tracing::warn!(error = %err, "polling failed; polling on"),
+                Err(ReplicateError::NotFound) => {
+                    return Err(Fault::Permanent(
+                        "The staging model lost track of this photo. Your image allowance was refunded; please try \
+                         again."
+                            .into(),
+                    ));
+                }
+                Err(err) => return Err(replicate_fault("polling the prediction", err)),
+            }
+        }
+        self.finish_prediction(replicate, spec, job, prediction).await
+    }
+
+    async fn create_prediction(
+        &self,
+        replicate: &crate::replicate::Replicate,
+        spec: &'static ModelSpec,
+        job: &ClaimedJob,
+        deadline: Instant,
+        stop_at: Instant,
+    ) -> Result<Prediction, Fault> {
+        // Checked before the paid call: a pixel flood, a truncated file or HTML never reaches it.
+        self.checked_original(job).await?;
+        let config = self.model_config(spec).await?;
+        let (room, style) = room_and_style(job)?;
+        let prompt = prompts::build_prompt(room, style, job.prompt.as_deref());
+        let image_url = self
+            .storage
+            .presign_download(&job.original_key, self.config.input_url_ttl, None)
+            .await
+            .map_err(|err| Fault::Retryable(format!("presigning the original: {err:#}")))?
+            .url;
+        let seed = job.seed.and_then(|s| u32::try_from(s).ok());
+        let input = spec
+            .build_input(
+                &config,
+                &StagingInput {
+                    image_url: &image_url,
+                    prompt: &prompt,
+                    seed,
+                },
+            )
+            .map_err(|err| Fault::Retryable(format!("model {}: {err}", spec.id)))?;
+        let now = Instant::now();
+        let wait = self.config.replicate_wait.min(stop_at.saturating_duration_since(now));
+        // Whole seconds, rounded up: Replicate's duration syntax has no fractions.
+        let cancel_after =
+            Duration::from_secs(deadline.saturating_duration_since(now).as_secs_f64().ceil().max(1.0) as u64);
+        let prediction = replicate
+            .create_prediction(
+                spec.id,
+                &input,
+                Some(wait),
+                Some(cancel_after),
+                tokio::time::Instant::from_std(stop_at),
+            )
+            .await
+            .map_err(|err| replicate_fault("creating the prediction", err))?;
+        // Before anything else: a crash after this line resumes this prediction.
+        jobs::record_prediction(&self.db, job.job_id, prediction.id.as_str()).await?;
+        tracing::info!(prediction = %prediction.id, model = spec.id, status = ?prediction.status, "prediction created");
+        Ok(prediction)
+    }
+
+    /// The model's stored configuration (plus its secrets), checked against the registry. A
+    /// missing row means the registry defaults; an invalid one is an operator error: retryable,
+    /// logged loudly, never silently replaced by defaults.
+    async fn model_config(&self, spec: &'static ModelSpec) -> Result<models::ModelConfig, Fault> {
+        let mut stored = match settings::model_config(&self.db, spec.slug).await? {
+            Some(serde_json::Value::Object(map)) => map,
+            Some(_) => return Err(Fault::Retryable(format!("settings for {} are not an object", spec.id))),
+            None => serde_json::Map::new(),
+        };
+        stored.extend(settings::model_secrets(&self.db, spec.slug).await?);
+        spec.validate_config(&serde_json::Value::Object(stored))
+            .map_err(|errors| {
+                let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+                tracing::error!(model = spec.id, problems = ?fields, "stored model configuration is invalid");
+                Fault::Retryable(format!("invalid configuration for {}: {}", spec.id, fields.join("; ")))
+            })
+    }
+
+    async fn finish_prediction(
+        &self,
+        replicate: &crate::replicate::Replicate,
+        spec: &'static ModelSpec,
+        job: &ClaimedJob,
+        prediction: Prediction,
+    ) -> Result<(), Fault> {
+        match prediction.status {
+            PredictionStatus::Succeeded => {}
+            PredictionStatus::Failed => {
+                let reason = prediction.error_message().unwrap_or_else(|| "no reason given".into());
+                return Err(Fault::Permanent(format!(
+                    "The staging model could not stage this photo ({reason}). Your image allowance was refunded; try \
+                     another photo or prompt."
+                )));
+            }
+            _ => return Err(Fault::Permanent(TOO_SLOW.into())),
+        }
+        let url: Url = prediction.output.as_ref().and_then(models::output_url).ok_or_else(|| {
+            Fault::Permanent(
+                "The staging model returned no image. Your image allowance was refunded; please try again.".into(),
+            )
+        })?;
+        let limits = ImageLimits::MODEL_OUTPUT;
+        let bytes = replicate
+            .download(&url, limits.max_bytes, self.config.download_timeout)
+            .await
+            .map_err(|err| match err {
+                ReplicateError::TooLarge { .. } => Fault::Permanent(
+                    "The staging model returned an image that is too large. Your image allowance was refunded.".into(),
+                ),
+                ReplicateError::NotFound => Fault::Permanent(
+                    "The staged image expired at the model provider before it could be saved. Your image allowance \
+                     was refunded; please try again."
+                        .into(),
+                ),
+                other => Fault::Retryable(format!("downloading the output: {other}")),
+            })?;
+        let quality = self.config.jpeg_quality;
+        let jpeg = blocking(move || imaging::reencode_as_jpeg(&bytes, &limits, quality))
+            .await?
+            .map_err(|problem| {
+                Fault::Permanent(format!(
+                    "The staging model returned an unusable image ({problem}). Your image allowance was refunded; \
+                     please try again."
+                ))
+            })?;
+        let processing_ms = prediction
+            .metrics
+            .as_ref()
+            .and_then(|m| m.predict_time)
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(|t| (t * 1000.0).round().min(i32::MAX as f64) as i32);
+        self.store_and_complete(
+            job,
+            jpeg.bytes,
+            spec.id,
+            Some(prediction.id.as_str()),
+            processing_ms,
+            i64::from(spec.price.0),
+        )
+        .await
+    }
+
+    async fn store_and_complete(
+        &self,
+        job: &ClaimedJob,
+        jpeg: Vec<u8>,
+        model_used: &str,
+        prediction_id: Option<&str>,
+        processing_time_ms: Option<i32>,
+        cost_e4: i64,
+    ) -> Result<(), Fault> {
+        let key = staged_key(job.user_id, job.image_id);
+        // Same key on every attempt: storing the result twice is harmless.
+        self.storage
+            .put(&key, jpeg, "image/jpeg", STAGED_CACHE_CONTROL)
+            .await
+            .map_err(|err| Fault::Retryable(format!("storing the result: {err:#}")))?;
+        let completed = jobs::complete(
+            &self.db,
+            job.job_id,
+            &StagedResult {
+                staged_key: &key,
+                content_type: "image/jpeg",
+                model_used,
+                prediction_id,
+                processing_time_ms,
+                cost_e4,
+            },
+        )
+        .await?;
+        if !completed {
+            tracing::warn!("job was finished elsewhere while this worker staged it");
+        }
+        Ok(())
+    }
+}
+
+fn room_and_style(job: &ClaimedJob) -> Result<(RoomType, Style), Fault> {
+    // The database CHECKs make these infallible; a mismatch is a deploy bug, not the user's.
+    let room = job
+        .room_type
+        .parse()
+        .map_err(|e| Fault::Retryable(format!("room_type: {e}")))?;
+    let style = job.style.parse().map_err(|e| Fault::Retryable(format!("style: {e}")))?;
+    Ok((room, style))
+}
+
+/// The job's deadline on this machine's monotonic clock.
+fn deadline_instant(job: &ClaimedJob) -> Instant {
+    let remaining = (job.deadline_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}
+
+/// CPU-heavy image work off the async thread. A panic inside becomes a retryable fault.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Fault> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Fault::Retryable(format!("image work crashed: {err}")))
+}

@@ -585,7 +585,11 @@ impl WorkerApp {
         let response = call("POST", "/api/v1/images")
             .bearer(&self.staging.app.token(sub))
             .json(serde_json::json!({"project_id": project, "file_key": key, "room_type": room_type, "style": style}))
-            .send(&self.staging.staging, &self.staging.staging.api.web, create_image::handle)
+            .send(
+                &self.staging.staging,
+                &self.staging.staging.api.web,
+                create_image::handle,
+            )
             .await;
         assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
         let image_id: uuid::Uuid = response.json()["id"].as_str().unwrap().parse().unwrap();

@@ -99,3 +99,31 @@ async fn the_usage_ledger_is_append_only(db: PgPool) {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// The migrations seed the active model and every registered model's configuration, and what they
+/// seed is exactly the registry's defaults (so the worker never starts on an invalid setting).
+#[sqlx::test]
+async fn model_settings_are_seeded_with_the_registry_defaults(db: PgPool) {
+    let active: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'active_model'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(active, shared::models::DEFAULT_MODEL_ID);
+    for spec in shared::models::registry() {
+        let key = shared::db::settings::model_config_key(spec.slug);
+        let row: Option<(String, serde_json::Value, bool)> =
+            sqlx::query_as("SELECT value, model_settings, is_secret FROM settings WHERE key = $1")
+                .bind(&key)
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        let expected = spec.default_config().as_json_without_secrets();
+        let Some((value, stored, is_secret)) = row else {
+            panic!("no {key} row; seed it with {expected}");
+        };
+        assert_eq!(value, spec.id);
+        assert!(!is_secret);
+        assert_eq!(stored, expected, "{key}");
+        assert!(spec.validate_config(&stored).is_ok(), "{key} validates");
+    }
+}

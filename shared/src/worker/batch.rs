@@ -22,7 +22,7 @@ impl MessageOutcome {
     fn is_failure(&self) -> bool {
         matches!(
             self,
-            MessageOutcome::Failed(_) | MessageOutcome::Done(JobOutcome::RetryLater { .. } | JobOutcome::Unknown)
+            MessageOutcome::Failed(_) | MessageOutcome::Done(JobOutcome::RetryLater { .. })
         )
     }
 }
@@ -100,7 +100,7 @@ impl Worker {
         };
         match &outcome {
             JobOutcome::RetryLater { after, .. } => self.come_back_after(&message, *after).await,
-            JobOutcome::Unknown => tracing::error!("the message names no job"),
+            JobOutcome::Unknown => tracing::warn!("the message names no job (deleted with its user?); acknowledged"),
             JobOutcome::Skipped(why) => tracing::info!(why, "nothing to do"),
             JobOutcome::Staged | JobOutcome::Failed { .. } => {}
         }

@@ -32,8 +32,8 @@ pub enum JobOutcome {
     Skipped(&'static str),
     /// Not finished in this invocation; the message should come back after `after`.
     RetryLater { after: Duration, reason: String },
-    /// The message names no job (forged, or the database was restored): report it, and after
-    /// maxReceiveCount SQS moves it to the dead-letter queue.
+    /// The message names no job, or a job of another image (its user was deleted, or the message
+    /// is forged): acknowledged without work, like a finished job.
     Unknown,
 }
 

@@ -289,8 +289,12 @@ ensure_moto() {
 
 # Small S3/SQS operations against the local servers, with the venv's boto3:
 #   local_aws s3-check | s3-bucket NAME | sqs-check | sqs-queue NAME (prints the queue URL)
+#   local_aws sqs-job-queue NAME VISIBILITY_SECONDS MAX_RECEIVE_COUNT
+#       the queue NAME with that visibility timeout and a redrive policy to the dead-letter queue
+#       NAME-dlq (created too); prints the queue URL, then the DLQ URL. Safe on existing queues.
 local_aws() {
     "$VENV_DIR/bin/python" - "$@" <<PY
+import json
 import sys
 import boto3
 from botocore.config import Config
@@ -315,6 +319,21 @@ elif cmd == "sqs-check":
     sqs().list_queues()
 elif cmd == "sqs-queue":
     print(sqs().create_queue(QueueName=args[0])["QueueUrl"])
+elif cmd == "sqs-job-queue":
+    name, visibility, max_receive = args
+    client = sqs()
+    # Created without attributes and configured afterwards: create_queue refuses an existing
+    # queue whose attributes differ (a moto server reused from an earlier run).
+    dlq_url = client.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+    client.set_queue_attributes(QueueUrl=dlq_url, Attributes={"MessageRetentionPeriod": "1209600"})
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = client.create_queue(QueueName=name)["QueueUrl"]
+    client.set_queue_attributes(QueueUrl=url, Attributes={
+        "VisibilityTimeout": visibility,
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": int(max_receive)}),
+    })
+    print(url)
+    print(dlq_url)
 else:
     sys.exit("unknown command " + cmd)
 PY

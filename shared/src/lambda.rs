@@ -75,14 +75,52 @@ where
 }
 
 /// When work must stop to answer Lambda in time: the invocation's deadline minus `margin`. A
-/// missing deadline (0, as some local emulators send) gives `fallback` from now.
+/// deadline that is missing or already past gives `fallback` from now: cargo-lambda's local
+/// runtime sends a fixed `Lambda-Runtime-Deadline-Ms` of 600000 (a moment in 1970).
 pub fn stop_at(context: &lambda_runtime::Context, margin: Duration, fallback: Duration) -> Instant {
-    if context.deadline == 0 {
-        return Instant::now() + fallback;
-    }
     let remaining = context
         .deadline()
         .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Instant::now() + remaining.saturating_sub(margin)
+        .ok()
+        .filter(|remaining| !remaining.is_zero());
+    match remaining {
+        Some(remaining) => Instant::now() + remaining.saturating_sub(margin),
+        None => Instant::now() + fallback,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context_with_deadline(deadline_ms: u64) -> lambda_runtime::Context {
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = deadline_ms;
+        context
+    }
+
+    #[test]
+    fn a_missing_or_past_deadline_gives_the_fallback_budget() {
+        let (margin, fallback) = (Duration::from_secs(15), Duration::from_secs(240));
+        // 0 (no header) and cargo-lambda's fixed 600000 ms (1970) both mean "unknown".
+        for deadline in [0, 600_000] {
+            let budget = stop_at(&context_with_deadline(deadline), margin, fallback) - Instant::now();
+            assert!(budget > Duration::from_secs(230), "{deadline}: {budget:?}");
+        }
+    }
+
+    #[test]
+    fn a_real_deadline_leaves_the_margin() {
+        let deadline = SystemTime::now() + Duration::from_secs(300);
+        let millis = deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let budget = stop_at(
+            &context_with_deadline(millis),
+            Duration::from_secs(15),
+            Duration::from_secs(1),
+        ) - Instant::now();
+        assert!(
+            budget > Duration::from_secs(280) && budget <= Duration::from_secs(285),
+            "{budget:?}"
+        );
+    }
 }

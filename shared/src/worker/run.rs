@@ -461,8 +461,16 @@ fn deadline_instant(job: &ClaimedJob) -> Instant {
     Instant::now() + remaining
 }
 
+/// At most this many decodes/encodes at once per instance: a batch of 5 messages with 40 MP photos
+/// would otherwise need ~1 GB of pixel buffers at the same moment.
+static IMAGE_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// CPU-heavy image work off the async thread. A panic inside becomes a retryable fault.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Fault> {
+    let _permit = IMAGE_WORK
+        .acquire()
+        .await
+        .map_err(|err| Fault::Retryable(format!("image work: {err}")))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|err| Fault::Retryable(format!("image work crashed: {err}")))

@@ -745,3 +745,34 @@ async fn an_image_deleted_before_its_job_runs_is_not_staged_and_not_refunded(db:
     );
     assert!(w.replicate_calls().await.is_empty());
 }
+
+#[sqlx::test]
+async fn the_owner_sees_the_staged_photo_through_the_api(db: PgPool) {
+    let w = spawn_worker_with(db, fast_worker_config(), true).await;
+    let queued = w.queue_image(ALICE, room(), "bedroom", "modern").await;
+    assert!(w.deliver().await.is_empty());
+    let response = call("GET", "/api/v1/images/{id}")
+        .path_param("id", queued.image_id)
+        .bearer(&w.staging.app.token(ALICE))
+        .send(&w.staging.storage, &w.staging.storage.api.web, get_image::handle)
+        .await;
+    assert_eq!(response.status, 200);
+    let image = response.json();
+    assert_eq!(image["status"], "ready");
+    assert_eq!(image["model_used"], shared::worker::SIMULATOR_MODEL_ID);
+    assert!(image["processing_time_ms"].as_i64().unwrap() >= 0);
+    let staged = shared::reqwest::get(image["staged_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(staged.status(), 200);
+    assert_eq!(staged.headers()["content-type"], "image/jpeg");
+    let bytes = staged.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF]);
+    // Someone else cannot see it.
+    let response = call("GET", "/api/v1/images/{id}")
+        .path_param("id", queued.image_id)
+        .bearer(&w.staging.app.token("auth0|mallory"))
+        .send(&w.staging.storage, &w.staging.storage.api.web, get_image::handle)
+        .await;
+    assert_eq!(response.status, 404);
+}

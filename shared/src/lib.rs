@@ -31,6 +31,7 @@ pub mod replicate;
 pub mod staging;
 pub mod state;
 pub mod storage;
+pub mod stripe;
 pub mod usage;
 pub mod worker;
 

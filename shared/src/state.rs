@@ -137,6 +137,52 @@ impl HttpState for StagingState {
     }
 }
 
+/// Authenticated billing routes: the database and, when configured, the Stripe client (without
+/// `STRIPE_SECRET_KEY` outside production and staging, routes that call Stripe answer 503).
+pub struct BillingState {
+    pub api: ApiState,
+    pub stripe: Option<crate::stripe::Stripe>,
+}
+
+impl HttpState for BillingState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api = ApiState::from_env(env).await?;
+        let stripe = crate::stripe::StripeConfig::from_env(env, api.web.app_env)?
+            .map(|config| outbound_http_client().map(|http| crate::stripe::Stripe::new(config, http)))
+            .transpose()?;
+        Ok(BillingState { api, stripe })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.api.web
+    }
+    async fn warm_up(&self) {
+        self.api.warm_up().await;
+    }
+}
+
+/// The Stripe webhook: no user token; the request is authenticated by its signature.
+pub struct WebhookState {
+    pub web: WebConfig,
+    pub db: PgPool,
+    /// `None` only in development and test (then every delivery is refused with 503).
+    pub webhook_secret: Option<crate::config::Secret>,
+}
+
+impl HttpState for WebhookState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let web = WebConfig::from_env(env)?;
+        let db = db::pool(&DatabaseConfig::from_env(env)?)?;
+        let webhook_secret = crate::stripe::webhook_secret_from_env(env, web.app_env)?;
+        Ok(WebhookState { web, db, webhook_secret })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.web
+    }
+    async fn warm_up(&self) {
+        db::warm_up(&self.db).await;
+    }
+}
+
 /// The HTTP client for calls to third parties (Auth0 today; Replicate and Stripe later).
 pub fn outbound_http_client() -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()

@@ -1,0 +1,1 @@
+//! The Stripe webhook (being written: helper G).

@@ -2,11 +2,13 @@
 //! owner's id and filters by it in SQL, so "not yours" and "does not exist" are the same answer.
 
 pub mod images;
+pub mod invoices;
 pub mod jobs;
 pub mod migrate;
 pub mod plans;
 pub mod projects;
 pub mod settings;
+pub mod subscriptions;
 pub mod users;
 
 use std::time::Duration;

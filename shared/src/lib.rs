@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod billing_routes;
 pub mod config;
 pub mod db;
 pub mod error;

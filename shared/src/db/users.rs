@@ -95,3 +95,43 @@ pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges
         .await?;
     user.ok_or(ApiError::NotFound("user"))
 }
+
+/// Stores `customer_id` as the user's Stripe customer unless one is stored already, and returns the
+/// stored one (which the caller must use from then on).
+///
+/// Race-safe: when two requests race, the second `UPDATE` waits for the first to commit, re-checks
+/// `IS NULL`, changes nothing, and the follow-up read (a new statement, so a new snapshot) returns
+/// the first request's id. The loser's Stripe customer is simply never stored.
+pub async fn set_stripe_customer_id_if_unset(
+    db: &PgPool,
+    user_id: Uuid,
+    customer_id: &str,
+) -> Result<String, ApiError> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "UPDATE users SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL \
+         RETURNING stripe_customer_id",
+    )
+    .bind(user_id)
+    .bind(customer_id)
+    .fetch_optional(db)
+    .await?;
+    if let Some(id) = stored {
+        return Ok(id);
+    }
+    let existing: Option<Option<String>> = sqlx::query_scalar("SELECT stripe_customer_id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    match existing {
+        Some(Some(id)) => {
+            if id != customer_id {
+                tracing::warn!(%user_id, "another request stored a Stripe customer first; using that one");
+            }
+            Ok(id)
+        }
+        Some(None) => Err(ApiError::Internal(anyhow::anyhow!(
+            "the Stripe customer id was neither stored nor present"
+        ))),
+        None => Err(ApiError::NotFound("user")),
+    }
+}

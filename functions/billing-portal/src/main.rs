@@ -1,0 +1,3 @@
+fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::run_http::<shared::state::BillingState, _, _>(billing_portal::handle)
+}

@@ -1,0 +1,52 @@
+//! `POST /api/v1/billing/create-checkout` `{"plan": "pro" | "business"}`: a Stripe Checkout
+//! Session (subscription mode) for the plan's price, answered as `{"url", "session_id"}`.
+//!
+//! A user with a current (active or trialing) subscription gets 409: changing plans is
+//! upgrade-subscription, so a user never holds two. Nothing about the subscription is stored
+//! here; the webhook records it once Stripe confirms payment.
+
+use shared::billing_routes::{self, PlanBody};
+use shared::db::subscriptions;
+use shared::http::{ApiResult, json_body, ok};
+use shared::lambda_http::Request;
+use shared::serde::Serialize;
+use shared::state::BillingState;
+use shared::stripe::client::CheckoutRequest;
+use shared::ApiError;
+
+#[derive(Serialize)]
+#[serde(crate = "shared::serde")]
+struct CheckoutView {
+    url: String,
+    session_id: String,
+}
+
+pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
+    let user = state.api.current_user(&req).await?;
+    let stripe = billing_routes::stripe(state)?;
+    let body: PlanBody = json_body(&req)?;
+    let (plan, price_id) = billing_routes::paid_plan(state, &body.plan).await?;
+    if subscriptions::current_for_user(&state.api.db, user.id).await?.is_some() {
+        return Err(ApiError::Conflict(
+            "You already have an active subscription; change its plan with upgrade-subscription".into(),
+        ));
+    }
+    let customer = billing_routes::ensure_customer(state, stripe, &user).await?;
+    let (success_url, cancel_url) = billing_routes::checkout_urls(&state.api.web);
+    let session = stripe
+        .create_checkout_session(
+            &CheckoutRequest {
+                customer: &customer,
+                price_id: &price_id,
+                user_id: user.id,
+                success_url: &success_url,
+                cancel_url: &cancel_url,
+            },
+            &billing_routes::checkout_key(&user, &plan.code),
+        )
+        .await?;
+    ok(&CheckoutView {
+        url: session.url,
+        session_id: session.id,
+    })
+}

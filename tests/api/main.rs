@@ -2,6 +2,7 @@
 //! `DATABASE_URL`, see scripts/test) with the migrations applied; outside APIs are wiremock fakes.
 
 mod auth;
+mod billing;
 mod events;
 mod images_create;
 mod images_read;

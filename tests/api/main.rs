@@ -15,6 +15,7 @@ mod replicate;
 mod route_tables;
 mod schema;
 mod storage;
+mod stripe_webhook;
 mod support;
 mod uploads;
 mod usage;

@@ -308,6 +308,34 @@ async fn checkout_for_a_subscribed_user_is_refused_without_calling_stripe(db: Pg
 }
 
 #[sqlx::test]
+async fn checkout_for_a_user_with_an_unpaid_subscription_points_to_the_portal(db: PgPool) {
+    let b = billing(db).await;
+    let alice = b.user(ALICE).await;
+    mount_checkout(&b.stripe).await;
+    for status in ["past_due", "unpaid", "paused"] {
+        sqlx::query("DELETE FROM subscriptions")
+            .execute(&b.app.db)
+            .await
+            .unwrap();
+        insert_subscription(&b.app.db, alice, "sub_alice", status, PRO_PRICE, "0 days").await;
+        let response = b.post(CHECKOUT, ALICE, Some(json!({ "plan": "pro" }))).await;
+        response.assert_error(409, "conflict");
+        assert!(
+            response.json()["message"].as_str().unwrap().contains("billing portal"),
+            "{status}"
+        );
+    }
+    // A canceled subscription is history: subscribing again is fine.
+    sqlx::query("UPDATE subscriptions SET status = 'canceled'")
+        .execute(&b.app.db)
+        .await
+        .unwrap();
+    let response = b.post(CHECKOUT, ALICE, Some(json!({ "plan": "pro" }))).await;
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+    assert_eq!(b.received("POST", "/v1/checkout/sessions").await.len(), 1);
+}
+
+#[sqlx::test]
 async fn checkout_takes_only_a_paid_plan_code(db: PgPool) {
     let b = billing(db).await;
     mount_checkout(&b.stripe).await;

@@ -2,9 +2,11 @@
 //! Session (subscription mode) for the plan's price, answered as `{"url", "session_id"}`.
 //!
 //! A user with a current (active or trialing) subscription gets 409: changing plans is
-//! upgrade-subscription, so a user never holds two. Nothing about the subscription is stored
+//! upgrade-subscription, so a user never holds two. So does a user whose subscription is
+//! past due, unpaid or paused: that one is settled in the billing portal. Nothing about the subscription is stored
 //! here; the webhook records it once Stripe confirms payment.
 
+use shared::ApiError;
 use shared::billing_routes::{self, PlanBody};
 use shared::db::subscriptions;
 use shared::http::{ApiResult, json_body, ok};
@@ -12,7 +14,6 @@ use shared::lambda_http::Request;
 use shared::serde::Serialize;
 use shared::state::BillingState;
 use shared::stripe::client::CheckoutRequest;
-use shared::ApiError;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]
@@ -29,6 +30,15 @@ pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
     if subscriptions::current_for_user(&state.api.db, user.id).await?.is_some() {
         return Err(ApiError::Conflict(
             "You already have an active subscription; change its plan with upgrade-subscription".into(),
+        ));
+    }
+    if subscriptions::unsettled_for_user(&state.api.db, user.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(
+            "Your subscription has an unpaid invoice; settle it in the billing portal instead of subscribing again"
+                .into(),
         ));
     }
     let customer = billing_routes::ensure_customer(state, stripe, &user).await?;

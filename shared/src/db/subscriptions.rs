@@ -41,6 +41,19 @@ pub async fn current_for_user(db: &PgPool, user_id: Uuid) -> Result<Option<Subsc
     sqlx::query_as(SQL).bind(user_id).fetch_optional(db).await
 }
 
+/// The user's newest subscription that still exists at Stripe but is not in good standing
+/// (`past_due`, `unpaid`, `paused`): a new checkout would give the user a second subscription, so
+/// the billing routes send them to the portal to settle this one instead.
+pub async fn unsettled_for_user(db: &PgPool, user_id: Uuid) -> Result<Option<Subscription>, sqlx::Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM subscriptions WHERE user_id = $1 AND status IN ('past_due', 'unpaid', 'paused') \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    sqlx::query_as(SQL).bind(user_id).fetch_optional(db).await
+}
+
 /// The user's subscriptions, newest first.
 pub async fn list_for_user(
     db: &PgPool,

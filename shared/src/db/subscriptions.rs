@@ -102,8 +102,8 @@ pub enum UpsertOutcome {
 
 /// Mirrors a subscription from a webhook event, unless the row already holds the state of a newer
 /// event. Equal event timestamps apply (Stripe's `created` has one-second resolution, so ties are
-/// common and the later delivery is usually the later change), except that a terminal status
-/// (`canceled`, `incomplete_expired`: Stripe never leaves them) is not overwritten by a tie.
+/// common and the later delivery is usually the later change). A terminal status (`canceled`,
+/// `incomplete_expired`: Stripe never leaves them) is never overwritten, whatever comes later.
 /// The owner of an existing row never changes.
 pub async fn upsert_from_stripe(
     conn: &mut PgConnection,
@@ -120,10 +120,8 @@ pub async fn upsert_from_stripe(
              current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end, \
              cancel_at_period_end = EXCLUDED.cancel_at_period_end, cancel_at = EXCLUDED.cancel_at, \
              canceled_at = EXCLUDED.canceled_at, stripe_event_created = EXCLUDED.stripe_event_created \
-         WHERE s.stripe_event_created IS NULL \
-            OR s.stripe_event_created < EXCLUDED.stripe_event_created \
-            OR (s.stripe_event_created = EXCLUDED.stripe_event_created \
-                AND s.status NOT IN ('canceled', 'incomplete_expired')) \
+         WHERE s.status NOT IN ('canceled', 'incomplete_expired') \
+           AND (s.stripe_event_created IS NULL OR s.stripe_event_created <= EXCLUDED.stripe_event_created) \
          RETURNING (xmax = 0) AS inserted";
     let inserted: Option<bool> = sqlx::query_scalar(SQL)
         .bind(user_id)

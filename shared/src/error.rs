@@ -59,6 +59,13 @@ pub enum ApiError {
         #[source]
         source: Option<anyhow::Error>,
     },
+    /// A third party we called (Stripe) answered with a server error or something unreadable.
+    #[error("bad gateway: {message}")]
+    BadGateway {
+        message: String,
+        #[source]
+        source: Option<anyhow::Error>,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -104,6 +111,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +128,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::BadGateway { .. } => "bad_gateway",
             ApiError::Internal(_) => "internal_server_error",
         }
     }
@@ -142,16 +151,16 @@ impl ApiError {
                 "This request needs more images than remain in your monthly allowance. Upgrade your plan or try fewer images."
             }
             ApiError::Validation(_) => "The request contains invalid values",
-            ApiError::Unavailable { message, .. } => message,
+            ApiError::Unavailable { message, .. } | ApiError::BadGateway { message, .. } => message,
             ApiError::Internal(_) => "An internal error occurred. Please try again later.",
         };
         match &self {
             ApiError::Internal(source) => {
                 tracing::error!(error = %format!("{source:#}"), "request failed with an internal error");
             }
-            ApiError::Unavailable { message, source } => {
+            ApiError::Unavailable { message, source } | ApiError::BadGateway { message, source } => {
                 let chain = source.as_ref().map(|s| format!("{s:#}")).unwrap_or_default();
-                tracing::warn!(%message, error = %chain, "dependency unavailable");
+                tracing::warn!(status = self.status().as_u16(), %message, error = %chain, "dependency failed");
             }
             other => {
                 tracing::info!(status = other.status().as_u16(), code = other.code(), %message, "request rejected")

@@ -617,8 +617,8 @@ async fn stripe_failures_become_clear_answers_without_stripes_text(db: PgPool) {
         (
             500,
             json!({"error": {"type": "api_error", "message": sentinel}}),
-            503,
-            "service_unavailable",
+            502,
+            "bad_gateway",
         ),
     ];
     for (stripe_status, stripe_body, status, code) in cases {
@@ -647,7 +647,7 @@ async fn stripe_failures_become_clear_answers_without_stripes_text(db: PgPool) {
         .mount(&b.stripe)
         .await;
     let response = b.post(CHECKOUT, ALICE, Some(json!({"plan": "pro"}))).await;
-    response.assert_error(503, "service_unavailable");
+    response.assert_error(502, "bad_gateway");
     assert!(!String::from_utf8_lossy(&response.body).contains("INTERNAL-STRIPE-DETAIL"));
 }
 

@@ -207,6 +207,10 @@ impl From<StripeError> for ApiError {
         else {
             return match err {
                 StripeError::InvalidId => ApiError::Internal(anyhow::Error::new(err).context("calling Stripe")),
+                StripeError::InvalidResponse { .. } => ApiError::BadGateway {
+                    message: UNAVAILABLE.into(),
+                    source: Some(anyhow::Error::new(err)),
+                },
                 other => ApiError::unavailable(UNAVAILABLE, other),
             };
         };
@@ -218,7 +222,11 @@ impl From<StripeError> for ApiError {
                 ApiError::unavailable(UNAVAILABLE, err)
             }
             (429, _) => ApiError::unavailable("Billing is busy right now. Please try again in a moment.", err),
-            (500.., _) => ApiError::unavailable(UNAVAILABLE, err),
+            // Stripe itself failed: a bad gateway, worth retrying later.
+            (500.., _) => ApiError::BadGateway {
+                message: UNAVAILABLE.into(),
+                source: Some(anyhow::Error::new(err)),
+            },
             (_, "card_error") | (402, _) => {
                 let reason = safe_code(decline_code.as_deref()).or(code).unwrap_or("card_declined");
                 log_refusal(&err);

@@ -679,7 +679,7 @@ mod tests {
             (api(401, "invalid_request_error", None), 503),
             (api(403, "invalid_request_error", None), 503),
             (api(429, "invalid_request_error", Some("rate_limit")), 503),
-            (api(500, "api_error", None), 503),
+            (api(500, "api_error", None), 502),
         ];
         for (err, status) in cases {
             let response = ApiError::from(err).into_response();

@@ -173,7 +173,11 @@ impl HttpState for WebhookState {
         let web = WebConfig::from_env(env)?;
         let db = db::pool(&DatabaseConfig::from_env(env)?)?;
         let webhook_secret = crate::stripe::webhook_secret_from_env(env, web.app_env)?;
-        Ok(WebhookState { web, db, webhook_secret })
+        Ok(WebhookState {
+            web,
+            db,
+            webhook_secret,
+        })
     }
     fn web(&self) -> &WebConfig {
         &self.web

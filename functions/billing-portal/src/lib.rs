@@ -2,13 +2,13 @@
 //! customer, returning to `{FRONTEND_URL}/profile`. A user who never started a checkout has no
 //! customer: 409 (subscribe first).
 
+use shared::ApiError;
 use shared::billing_routes;
 use shared::http::{ApiResult, ok};
 use shared::lambda_http::Request;
 use shared::serde::Serialize;
 use shared::state::BillingState;
 use shared::stripe::client::IdempotencyKey;
-use shared::ApiError;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

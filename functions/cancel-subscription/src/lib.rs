@@ -4,6 +4,7 @@
 //! `{"subscription_id", "cancel_at_period_end": true, "current_period_end"}`; the database
 //! follows via the webhook. No current subscription → 409.
 
+use shared::ApiError;
 use shared::billing_routes;
 use shared::chrono::{DateTime, Utc};
 use shared::db::subscriptions;
@@ -12,7 +13,6 @@ use shared::lambda_http::Request;
 use shared::serde::Serialize;
 use shared::state::BillingState;
 use shared::stripe::client::IdempotencyKey;
-use shared::ApiError;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -5,6 +5,7 @@
 //! No current subscription → 409 (start one with create-checkout); already on the plan → 409.
 //! The answer is Stripe's view right after the change; the database follows via the webhook.
 
+use shared::ApiError;
 use shared::billing_routes::{self, PlanBody};
 use shared::db::subscriptions;
 use shared::http::{ApiResult, json_body, ok};
@@ -12,7 +13,6 @@ use shared::lambda_http::Request;
 use shared::serde::Serialize;
 use shared::state::BillingState;
 use shared::stripe::client::{IdempotencyKey, StripeError};
-use shared::ApiError;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -32,7 +32,10 @@ impl StripeConfig {
             None => return Ok(None),
         };
         if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
-            return Err(ConfigError::invalid("STRIPE_SECRET_KEY", "must be a Stripe secret key (sk_… or rk_…)"));
+            return Err(ConfigError::invalid(
+                "STRIPE_SECRET_KEY",
+                "must be a Stripe secret key (sk_… or rk_…)",
+            ));
         }
         let api_base = match env.optional("STRIPE_API_BASE") {
             Some(_) => env.url("STRIPE_API_BASE")?,
@@ -50,7 +53,10 @@ impl StripeConfig {
 pub fn webhook_secret_from_env(env: &Env, app_env: AppEnv) -> Result<Option<Secret>, ConfigError> {
     match env.optional("STRIPE_WEBHOOK_SECRET") {
         Some(secret) if secret.starts_with("whsec_") => Ok(Some(Secret::new(secret))),
-        Some(_) => Err(ConfigError::invalid("STRIPE_WEBHOOK_SECRET", "must be a webhook signing secret (whsec_…)")),
+        Some(_) => Err(ConfigError::invalid(
+            "STRIPE_WEBHOOK_SECRET",
+            "must be a webhook signing secret (whsec_…)",
+        )),
         None if matches!(app_env, AppEnv::Development | AppEnv::Test) => Ok(None),
         None => Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRET")),
     }

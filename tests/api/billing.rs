@@ -701,3 +701,41 @@ async fn every_billing_route_needs_a_token(db: PgPool) {
     assert!(b.stripe.received_requests().await.unwrap().is_empty());
     assert_eq!(b.app.user_count().await, 0);
 }
+
+#[sqlx::test]
+async fn malformed_bodies_are_refused_before_anything_reaches_stripe(db: PgPool) {
+    let b = billing(db).await;
+    let alice = b.user(ALICE).await;
+    insert_subscription(&b.app.db, alice, "sub_alice", "active", PRO_PRICE, "0 days").await;
+    mount_checkout(&b.stripe).await;
+    let web = &b.state.api.web;
+    let oversized = format!("{{\"plan\":\"{}\"}}", "p".repeat(70 * 1024));
+    let cases: [(&str, &str, u16, &str); 5] = [
+        ("application/json", "{\"plan\":", 400, "bad_request"),
+        ("application/json", "[\"pro\"]", 400, "bad_request"),
+        ("text/plain", "{\"plan\":\"pro\"}", 415, "unsupported_media_type"),
+        ("application/json", &oversized, 413, "payload_too_large"),
+        (
+            "application/json",
+            "{\"plan\":\"pro\",\"price_id\":\"price_x\"}",
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        for route in [CHECKOUT, UPGRADE] {
+            let request = call("POST", route)
+                .bearer(&b.app.token(ALICE))
+                .raw_body(content_type, body);
+            let response = match route {
+                CHECKOUT => request.send(&b.state, web, create_checkout::handle).await,
+                _ => request.send(&b.state, web, upgrade_subscription::handle).await,
+            };
+            response.assert_error(status, code);
+        }
+    }
+    assert!(
+        b.stripe.received_requests().await.unwrap_or_default().is_empty(),
+        "nothing sent to Stripe"
+    );
+}

@@ -169,15 +169,6 @@ async fn insert_invoice(db: &PgPool, user: Uuid, stripe_id: &str, age: &str) {
     .unwrap();
 }
 
-async fn set_customer(db: &PgPool, user: Uuid, customer: &str) {
-    sqlx::query("UPDATE users SET stripe_customer_id = $2 WHERE id = $1")
-        .bind(user)
-        .bind(customer)
-        .execute(db)
-        .await
-        .unwrap();
-}
-
 fn stripe_subscription(id: &str, item: &str, price: &str, cancel_at_period_end: bool) -> Value {
     json!({
         "id": id, "object": "subscription", "status": "active", "customer": "cus_existing",
@@ -503,7 +494,7 @@ async fn portal_needs_a_customer_and_returns_to_the_profile(db: PgPool) {
     response.assert_error(409, "conflict");
     assert!(response.json()["message"].as_str().unwrap().contains("subscribe first"));
 
-    set_customer(&b.app.db, alice, "cus_alice").await;
+    link_stripe_customer(&b.app.db, alice, "cus_alice").await;
     Mock::given(method("POST"))
         .and(path("/v1/billing_portal/sessions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -587,7 +578,7 @@ async fn lists_show_only_the_callers_rows_newest_first(db: PgPool) {
 async fn stripe_failures_become_clear_answers_without_stripes_text(db: PgPool) {
     let b = billing(db).await;
     let alice = b.user(ALICE).await;
-    set_customer(&b.app.db, alice, "cus_alice").await;
+    link_stripe_customer(&b.app.db, alice, "cus_alice").await;
     let sentinel = "INTERNAL-STRIPE-DETAIL do not show";
     let cases = [
         (

@@ -106,15 +106,6 @@ async fn user(db: &PgPool, sub: &str) -> Uuid {
     shared::db::users::ensure_by_sub(db, sub).await.unwrap().id
 }
 
-async fn link(db: &PgPool, user: Uuid, customer: &str) {
-    sqlx::query("UPDATE users SET stripe_customer_id = $2 WHERE id = $1")
-        .bind(user)
-        .bind(customer)
-        .execute(db)
-        .await
-        .unwrap();
-}
-
 async fn customer_of(db: &PgPool, user: Uuid) -> Option<String> {
     sqlx::query_scalar("SELECT stripe_customer_id FROM users WHERE id = $1")
         .bind(user)
@@ -564,7 +555,7 @@ async fn checkout_sessions_link_only_their_own_user_once(db: PgPool) {
     let state = webhook_state(&app, Some(SECRET));
     let alice = user(&app.db, ALICE).await;
     let bob = user(&app.db, BOB).await;
-    link(&app.db, bob, "cus_1Bob").await;
+    link_stripe_customer(&app.db, bob, "cus_1Bob").await;
     let session = |id: &str, reference: Value, customer: &str| {
         event(
             id,
@@ -597,7 +588,7 @@ async fn assert_plan_follows_subscription_lifecycle(db: PgPool, shape: PeriodSha
     sync_plans(&app.db).await;
     let state = webhook_state(&app, Some(SECRET));
     let alice = user(&app.db, ALICE).await;
-    link(&app.db, alice, "cus_1Alice").await;
+    link_stripe_customer(&app.db, alice, "cus_1Alice").await;
 
     let body = usage(&app, ALICE).await;
     assert_eq!(
@@ -734,8 +725,8 @@ async fn invoices_are_upserted_for_their_customer_only(db: PgPool) {
     let state = webhook_state(&app, Some(SECRET));
     let alice = user(&app.db, ALICE).await;
     let bob = user(&app.db, BOB).await;
-    link(&app.db, alice, "cus_1Alice").await;
-    link(&app.db, bob, "cus_1Bob").await;
+    link_stripe_customer(&app.db, alice, "cus_1Alice").await;
+    link_stripe_customer(&app.db, bob, "cus_1Bob").await;
     let bob_sub = Sub::new("sub_1Bob", "cus_1Bob", Some(bob));
     assert_received(
         &deliver(

@@ -786,3 +786,13 @@ pub fn prediction(id: &str, model: &str, status: &str, output: Value) -> Value {
         "metrics": if status == "succeeded" { serde_json::json!({"predict_time": 8.25, "total_time": 9.1}) } else { serde_json::json!({}) }
     })
 }
+
+/// Links a Stripe customer to a user, as checkout (or its webhook) does.
+pub async fn link_stripe_customer(db: &PgPool, user: uuid::Uuid, customer: &str) {
+    sqlx::query("UPDATE users SET stripe_customer_id = $2 WHERE id = $1")
+        .bind(user)
+        .bind(customer)
+        .execute(db)
+        .await
+        .unwrap();
+}

@@ -360,6 +360,7 @@ pub fn group_by_original(views: Vec<ImageView>) -> Vec<ImageGroup> {
 
 /// Creates images and their jobs for validated requests, all or nothing:
 ///
+/// 0. unless an operator paused staging (`staging_enabled` is false: 503, nothing reserved);
 /// 1. every original is HEAD-checked in storage (present, ≤ 10 MiB, the type its key says);
 /// 2. one transaction checks every project is the caller's (404 otherwise), reserves allowance
 ///    for every image (402 when it does not all fit), inserts the images and jobs;
@@ -374,6 +375,14 @@ pub async fn create_images(
     field_prefix: impl Fn(usize) -> String,
 ) -> Result<Vec<Image>, ApiError> {
     use crate::db::images::{NewImage, insert_with_jobs, mark_enqueued, owned_live_projects};
+
+    // The operator's switch (docs/admin.md): checked before anything is looked at or reserved.
+    if !crate::admin::settings::staging_enabled(db).await? {
+        return Err(ApiError::Unavailable {
+            message: "Staging is paused by the operator; nothing was reserved. Please try again later.".into(),
+            source: None,
+        });
+    }
 
     // Batches usually stage one upload in several styles: HEAD each distinct key once.
     let mut heads: HashMap<UploadKey, Option<ObjectInfo>> = HashMap::new();

@@ -8,8 +8,11 @@
 //! - [`db`]: Postgres access, one module per aggregate, and the embedded migrations
 //! - [`state`]: the per-cold-start states functions are built from
 //! - [`lambda`]: running a handler on the Lambda runtime
+//! - [`admin`]: operators' controls (admin role, active model, model settings, audit trail);
+//!   [`secrets`]: sealing secret settings at rest
 //! - [`profile`], [`projects`], [`billing`], [`staging`], [`pagination`]: domain types and rules
 
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod billing_routes;
@@ -29,6 +32,7 @@ pub mod prompts;
 pub mod queue;
 pub mod reconcile;
 pub mod replicate;
+pub mod secrets;
 pub mod staging;
 pub mod state;
 pub mod storage;

@@ -67,6 +67,19 @@ impl ApiState {
         self.user_for(identity).await
     }
 
+    /// [`ApiState::current_user`], for admin routes: anyone whose row does not say `role =
+    /// 'admin'` gets 403, before anything else about the request is looked at.
+    pub async fn current_admin(&self, req: &Request) -> Result<crate::admin::Admin, ApiError> {
+        let user = self.current_user(req).await?;
+        if !user.is_admin() {
+            return Err(ApiError::Forbidden("This route is for administrators".into()));
+        }
+        Ok(crate::admin::Admin {
+            request_id: crate::http::request_id(req),
+            user,
+        })
+    }
+
     /// [`ApiState::current_user`] for the events route, which also accepts `?access_token=`.
     pub async fn current_user_of_event_stream(&self, req: &Request) -> Result<User, ApiError> {
         let identity = self.auth.authenticate_event_stream(req).await?;
@@ -151,6 +164,27 @@ impl HttpState for BillingState {
             .map(|config| outbound_http_client().map(|http| crate::stripe::Stripe::new(config, http)))
             .transpose()?;
         Ok(BillingState { api, stripe })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.api.web
+    }
+    async fn warm_up(&self) {
+        self.api.warm_up().await;
+    }
+}
+
+/// The admin route that writes model settings: it seals secrets, so it holds the settings key
+/// (`SETTINGS_ENCRYPTION_KEY`). The other admin routes use [`ApiState`] and never see the key.
+pub struct AdminSecretsState {
+    pub api: ApiState,
+    pub cipher: crate::secrets::SettingsCipher,
+}
+
+impl HttpState for AdminSecretsState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api = ApiState::from_env(env).await?;
+        let cipher = crate::secrets::SettingsCipher::from_env(env)?;
+        Ok(AdminSecretsState { api, cipher })
     }
     fn web(&self) -> &WebConfig {
         &self.api.web

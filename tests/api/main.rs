@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each `#[sqlx::test]` gets its own Postgres database (from
 //! `DATABASE_URL`, see scripts/test) with the migrations applied; outside APIs are wiremock fakes.
 
+mod admin;
 mod auth;
 mod billing;
 mod events;

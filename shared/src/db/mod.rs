@@ -1,6 +1,7 @@
 //! Postgres access, one module per aggregate. Every query that touches a user's data takes the
 //! owner's id and filters by it in SQL, so "not yours" and "does not exist" are the same answer.
 
+pub mod audit;
 pub mod images;
 pub mod invoices;
 pub mod jobs;

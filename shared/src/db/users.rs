@@ -135,3 +135,42 @@ pub async fn set_stripe_customer_id_if_unset(
         None => Err(ApiError::NotFound("user")),
     }
 }
+
+/// The user of an Auth0 subject, created when absent, locked for the rest of the transaction
+/// (the role grant creates users an operator names before they ever sign in).
+pub async fn lock_or_create_by_sub(conn: &mut sqlx::PgConnection, sub: &str) -> Result<User, sqlx::Error> {
+    sqlx::query("INSERT INTO users (auth0_sub) VALUES ($1) ON CONFLICT (auth0_sub) DO NOTHING")
+        .bind(sub)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM users WHERE auth0_sub = $1 FOR UPDATE"
+    ))
+    .bind(sub)
+    .fetch_one(conn)
+    .await
+}
+
+/// Every user whose e-mail is `email` (case-insensitive), locked. More than one is possible: the
+/// e-mail is profile data, not an identity.
+pub async fn lock_by_email(conn: &mut sqlx::PgConnection, email: &str) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM users WHERE lower(email) = lower($1) ORDER BY created_at LIMIT 5 FOR UPDATE"
+    ))
+    .bind(email)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn set_role(conn: &mut sqlx::PgConnection, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(role)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -5,7 +5,7 @@
 mod request;
 mod respond;
 
-pub use request::{JSON_BODY_LIMIT, json_body, path_uuid, query_param, reject_query_token, request_id};
+pub use request::{JSON_BODY_LIMIT, json_body, path_param, path_uuid, query_param, reject_query_token, request_id};
 pub use respond::respond;
 
 use http::{HeaderValue, StatusCode, header};

@@ -90,6 +90,14 @@ pub fn path_uuid(req: &Request, name: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::bad_request(format!("`{name}` must be a UUID")))
 }
 
+/// A path parameter as text (a slug or a key): absent → 400. Callers look the value up in a fixed
+/// table, so anything else is a 404 there.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|params| params.first(name))
+        .ok_or_else(|| ApiError::bad_request(format!("Missing path parameter `{name}`")))
+}
+
 /// The single value of a query parameter; sending it twice is a client error.
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, ApiError> {
     let Some(params) = req.query_string_parameters_ref() else {

@@ -90,14 +90,18 @@ pub struct Worker {
     pub queue: JobQueue,
     pub provider: Provider,
     pub config: WorkerConfig,
+    /// Opens the sealed model secrets (e.g. an OpenAI key) a job's input needs.
+    pub cipher: std::sync::Arc<crate::secrets::SettingsCipher>,
 }
 
 impl Worker {
     /// `APP_ENV`, `DATABASE_URL`, `S3_*`, `SQS_QUEUE_URL`, `REPLICATE_API_TOKEN` (required in
     /// production and staging; without it elsewhere the offline simulator stages),
-    /// `REPLICATE_API_BASE` (optional), `JOB_DEADLINE_SECONDS` (default 900, 60..=3600).
+    /// `REPLICATE_API_BASE` (optional), `JOB_DEADLINE_SECONDS` (default 900, 60..=3600),
+    /// `SETTINGS_ENCRYPTION_KEY` (required) and `SETTINGS_ENCRYPTION_KEY_PREVIOUS` (optional).
     pub async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         let app_env = AppEnv::from_env(env)?;
+        let cipher = std::sync::Arc::new(crate::secrets::SettingsCipher::from_env(env)?);
         let db = crate::db::pool(&DatabaseConfig::from_env(env)?)?;
         let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
         let queue = JobQueue::new(&QueueConfig::from_env(env)?).await;
@@ -126,6 +130,7 @@ impl Worker {
             queue,
             provider,
             config,
+            cipher,
         })
     }
 }

@@ -335,7 +335,15 @@ impl Worker {
             Some(_) => return Err(Fault::Retryable(format!("settings for {} are not an object", spec.id))),
             None => serde_json::Map::new(),
         };
-        stored.extend(settings::model_secrets(&self.db, spec.slug).await?);
+        for (field, key, sealed) in settings::sealed_model_secrets(&self.db, spec.slug).await? {
+            // An operator error (the key was rotated away, or the row was edited by hand): retry,
+            // loudly, so fixing the configuration rescues the job instead of failing it.
+            let secret = self.cipher.open(&key, &sealed).map_err(|err| {
+                tracing::error!(model = spec.id, setting = %key, error = %err, "a model secret does not open");
+                Fault::Retryable(format!("the secret {field} of {} does not open: {err}", spec.id))
+            })?;
+            stored.insert(field, serde_json::Value::String(secret.expose().to_string()));
+        }
         spec.validate_config(&serde_json::Value::Object(stored))
             .map_err(|errors| {
                 let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();

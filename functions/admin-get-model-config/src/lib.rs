@@ -1,0 +1,13 @@
+//! `GET /api/v1/admin/models/{slug}/config`: a model's settings; secret fields only as set / not
+//! set (admins only).
+
+use shared::admin::models;
+use shared::http::{ApiResult, ok, path_param};
+use shared::lambda_http::Request;
+use shared::state::ApiState;
+
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
+    state.current_admin(&req).await?;
+    let spec = models::by_slug(path_param(&req, "slug")?)?;
+    ok(&models::config(&state.db, spec).await?)
+}

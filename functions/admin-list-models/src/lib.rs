@@ -1,0 +1,12 @@
+//! `GET /api/v1/admin/models`: every registered model with its price, its settings schema and
+//! whether it is active or could be activated now (admins only).
+
+use shared::admin::models;
+use shared::http::{ApiResult, ok};
+use shared::lambda_http::Request;
+use shared::state::ApiState;
+
+pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
+    state.current_admin(&req).await?;
+    ok(&models::list(&state.db).await?)
+}

@@ -1,0 +1,16 @@
+//! `PUT /api/v1/admin/models/{slug}/config`: replaces a model's settings, validated against its
+//! schema (422 listing every bad field); secret fields are write-only and sealed at rest
+//! (admins only; docs/admin.md).
+
+use shared::admin::models;
+use shared::http::{ApiResult, json_body, ok, path_param};
+use shared::lambda_http::Request;
+use shared::serde_json::Value;
+use shared::state::AdminSecretsState;
+
+pub async fn handle(state: &AdminSecretsState, req: Request) -> ApiResult {
+    let admin = state.api.current_admin(&req).await?;
+    let spec = models::by_slug(path_param(&req, "slug")?)?;
+    let body: Value = json_body(&req)?;
+    ok(&models::update_config(&state.api.db, &state.cipher, &admin, spec, &body).await?)
+}

@@ -41,6 +41,21 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from a query that fetched `limit + 1` rows: the extra row only says that there is a
+    /// next page (one query, no COUNT), and the cursor is the last row kept.
+    pub fn from_rows_plus_one(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+        let limit = limit as usize;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page { items: rows, next }
+    }
+}
+
 /// `?limit=` (1–100, default 50) and `?cursor=` from the query string; bad values are a 400.
 pub fn page_params(req: &Request) -> Result<(u32, Option<Cursor>), ApiError> {
     let limit = match query_param(req, "limit")? {

@@ -133,6 +133,13 @@ fn assert_ok(response: &TestResponse) {
     assert_eq!(response.status, 200, "{}", body_text(response));
 }
 
+type Attempt = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    Option<Value>,
+);
+
 #[sqlx::test]
 async fn every_admin_route_refuses_plain_users_and_changes_nothing(db: PgPool) {
     let app = spawn_app(db).await;
@@ -142,7 +149,8 @@ async fn every_admin_route_refuses_plain_users_and_changes_nothing(db: PgPool) {
     let audit_before = audit_count(&app.db).await;
     let gpt = Some(("slug", "gpt-image-1"));
     let staging = Some(("key", "staging_enabled"));
-    let attempts: Vec<(&'static str, &'static str, Option<(&str, &str)>, Option<Value>)> = vec![
+    // (method, route, path parameter, body)
+    let attempts: Vec<Attempt> = vec![
         ("GET", MODELS, None, None),
         ("GET", ACTIVE, None, None),
         (

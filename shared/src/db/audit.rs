@@ -89,7 +89,7 @@ pub struct AuditEntry {
 
 /// Newest first, keyset-paginated on (created_at, id).
 pub async fn list(db: &PgPool, limit: u32, after: Option<&Cursor>) -> Result<Page<AuditEntry>, sqlx::Error> {
-    let mut rows: Vec<AuditEntry> = sqlx::query_as(
+    let rows: Vec<AuditEntry> = sqlx::query_as(
         "SELECT id, action, target, actor_user_id, actor, before, after, request_id, created_at \
          FROM admin_audit_log \
          WHERE $1::timestamptz IS NULL OR (created_at, id) < ($1, $2) \
@@ -100,14 +100,8 @@ pub async fn list(db: &PgPool, limit: u32, after: Option<&Cursor>) -> Result<Pag
     .bind(i64::from(limit) + 1)
     .fetch_all(db)
     .await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| Cursor {
-            created_at: last.created_at,
-            id: last.id,
-        })
-    } else {
-        None
-    };
-    Ok(Page { items: rows, next })
+    Ok(Page::from_rows_plus_one(rows, limit, |row| Cursor {
+        created_at: row.created_at,
+        id: row.id,
+    }))
 }

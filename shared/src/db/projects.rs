@@ -58,23 +58,17 @@ pub async fn list_owned(
            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
-    let mut rows: Vec<Project> = sqlx::query_as(SQL)
+    let rows: Vec<Project> = sqlx::query_as(SQL)
         .bind(owner)
         .bind(after.map(|c| c.created_at))
         .bind(after.map(|c| c.id))
         .bind(i64::from(limit) + 1)
         .fetch_all(db)
         .await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|p| Cursor {
-            created_at: p.created_at,
-            id: p.id,
-        })
-    } else {
-        None
-    };
-    Ok(Page { items: rows, next })
+    Ok(Page::from_rows_plus_one(rows, limit, |row| Cursor {
+        created_at: row.created_at,
+        id: row.id,
+    }))
 }
 
 pub async fn rename_owned(db: &PgPool, owner: Uuid, id: Uuid, name: &ProjectName) -> Result<Option<Project>, ApiError> {

@@ -1046,3 +1046,44 @@ async fn the_audit_trail_pages_newest_first_and_cannot_be_rewritten(db: PgPool) 
             .unwrap();
     assert_eq!(orphaned, 3);
 }
+
+#[sqlx::test]
+async fn malformed_oversized_and_mistyped_admin_bodies_are_refused_and_change_nothing(db: PgPool) {
+    let app = spawn_app(db).await;
+    let routes = admin_routes(&app);
+    grant_admin(&app.db, ADMIN).await;
+    let before = settings_rows(&app.db).await;
+    let audit_before = audit_count(&app.db).await;
+    // 70 KiB of a secret-looking value: over the JSON body limit, so it is never parsed or stored.
+    let oversized = format!("{{\"openai_api_key\":\"sk-{}\"}}", "k".repeat(70 * 1024));
+    let cases: [(&str, &str, u16, &str); 5] = [
+        ("application/json", "{\"model_id\":", 400, "bad_request"),
+        ("application/json", "", 400, "bad_request"),
+        ("application/json", "\"just a string\"", 400, "bad_request"),
+        ("text/plain", "{\"value\":false}", 415, "unsupported_media_type"),
+        ("application/json", &oversized, 413, "payload_too_large"),
+    ];
+    let targets: [(&'static str, Option<(&str, &str)>); 3] = [
+        (ACTIVE, None),
+        (CONFIG, Some(("slug", "gpt-image-1"))),
+        (SETTING, Some(("key", "staging_enabled"))),
+    ];
+    for (content_type, body, status, code) in cases {
+        for (route, param) in targets {
+            let mut request = call("PUT", route)
+                .bearer(&app.token(ADMIN))
+                .raw_body(content_type, body);
+            if let Some((name, value)) = param {
+                request = request.path_param(name, value);
+            }
+            let response = routes.send("PUT", route, request).await;
+            response.assert_error(status, code);
+            assert!(
+                !body_text(&response).contains("kkkkkkkk"),
+                "{route}: the body is not echoed"
+            );
+        }
+    }
+    assert_eq!(settings_rows(&app.db).await, before, "no setting changed");
+    assert_eq!(audit_count(&app.db).await, audit_before, "nothing audited");
+}

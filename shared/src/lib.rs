@@ -7,7 +7,7 @@
 //! - [`auth`]: Auth0 access-token verification with a cached JWKS
 //! - [`db`]: Postgres access, one module per aggregate, and the embedded migrations
 //! - [`state`]: the per-cold-start states functions are built from
-//! - [`lambda`]: running a handler on the Lambda runtime
+//! - [`lambda`]: running a handler on the Lambda runtime; [`metrics`]: custom CloudWatch metrics (EMF)
 //! - [`admin`]: operators' controls (admin role, active model, model settings, audit trail);
 //!   [`secrets`]: sealing secret settings at rest
 //! - [`profile`], [`projects`], [`billing`], [`staging`], [`pagination`]: domain types and rules
@@ -24,6 +24,7 @@ pub mod http;
 pub mod images;
 pub mod imaging;
 pub mod lambda;
+pub mod metrics;
 pub mod models;
 pub mod pagination;
 pub mod profile;

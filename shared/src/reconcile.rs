@@ -5,7 +5,9 @@
 //! 2. runs jobs past their deadline through the worker once more, which asks Replicate about a
 //!    stored prediction (finishing it if it succeeded) before failing the job and refunding;
 //! 3. removes the storage objects of deleted images (an original only once no image that is not
-//!    deleted uses it) and marks them purged.
+//!    deleted uses it) and marks them purged;
+//! 4. cancels running predictions that belong to no live job of ours (a create whose answer was
+//!    lost for a job that then failed, a duplicate): nothing runs on the account unpaid-for.
 //!
 //! Two runs at once never double anything: rows are taken with `FOR UPDATE SKIP LOCKED` or
 //! through the worker's guarded claim, and every step is idempotent.
@@ -15,7 +17,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::db::{images, jobs};
-use crate::worker::{JobOutcome, Worker};
+use crate::metrics::{self, Counter};
+use crate::replicate::Prediction;
+use crate::storage::JobInputKey;
+use crate::worker::{JobOutcome, Provider, Worker};
 
 /// How much one run does at most, and when jobs count as lost.
 #[derive(Debug, Clone)]
@@ -28,6 +33,8 @@ pub struct ReconcileLimits {
     pub max_resends: i64,
     pub max_expired: i64,
     pub max_purges: i64,
+    /// Pages (100 predictions each) of Replicate's recent predictions read for orphans.
+    pub max_orphan_pages: usize,
 }
 
 impl Default for ReconcileLimits {
@@ -38,6 +45,7 @@ impl Default for ReconcileLimits {
             max_resends: 200,
             max_expired: 20,
             max_purges: 200,
+            max_orphan_pages: 5,
         }
     }
 }
@@ -52,6 +60,7 @@ pub struct ReconcileReport {
     pub expired_other: usize,
     pub purged_images: usize,
     pub deleted_objects: usize,
+    pub orphans_canceled: usize,
     pub errors: Vec<String>,
 }
 
@@ -66,6 +75,9 @@ pub async fn run(worker: &Worker, limits: &ReconcileLimits, stop_at: Instant) ->
     }
     if let Err(err) = purge(worker, limits, &mut report).await {
         report.errors.push(format!("purge: {err:#}"));
+    }
+    if let Err(err) = cancel_orphans(worker, limits, &mut report).await {
+        report.errors.push(format!("orphans: {err:#}"));
     }
     if report.errors.is_empty() {
         tracing::info!(?report, "reconciler run done");
@@ -110,6 +122,66 @@ async fn expire(
             JobOutcome::Staged => report.expired_staged += 1,
             JobOutcome::Failed { .. } => report.expired_failed += 1,
             _ => report.expired_other += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Predictions older than this are finished at Replicate anyway (their own 30-minute timeout, and
+/// every create carries the job's deadline as `Cancel-After`).
+const ORPHAN_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(70);
+
+/// Cancels running predictions whose input names a job of ours that is finished, or that runs
+/// another prediction. A job this database does not know is left alone: another environment may
+/// share the Replicate account, and `Cancel-After` bounds such a prediction anyway.
+async fn cancel_orphans(worker: &Worker, limits: &ReconcileLimits, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    let Provider::Replicate(replicate) = &worker.provider else {
+        return Ok(());
+    };
+    let listing = replicate
+        .list_predictions_since(chrono::Utc::now() - ORPHAN_WINDOW, limits.max_orphan_pages)
+        .await?;
+    let running: Vec<(Prediction, JobInputKey)> = listing
+        .predictions
+        .into_iter()
+        .filter(|p| !p.status.is_terminal())
+        .filter_map(|p| {
+            let key = p
+                .input_strings()
+                .into_iter()
+                .find_map(|s| JobInputKey::find_in(s).into_iter().next())?;
+            Some((p, key))
+        })
+        .collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    let job_ids: Vec<uuid::Uuid> = running.iter().map(|(_, key)| key.job_id).collect();
+    let states = jobs::prediction_states(&worker.db, &job_ids).await?;
+    for (prediction, key) in &running {
+        let Some(state) = states
+            .iter()
+            .find(|s| s.job_id == key.job_id && s.user_id == key.user_id)
+        else {
+            continue;
+        };
+        let orphan = !state.live
+            || state
+                .prediction_id
+                .as_deref()
+                .is_some_and(|recorded| recorded != prediction.id.as_str());
+        if !orphan {
+            continue;
+        }
+        match replicate.cancel_prediction(&prediction.id).await {
+            Ok(_) => {
+                report.orphans_canceled += 1;
+                metrics::count(Counter::OrphanPredictionsCanceled, 1);
+                tracing::warn!(prediction = %prediction.id, job_id = %key.job_id, "canceled a prediction that belongs to no live job");
+            }
+            Err(err) => report
+                .errors
+                .push(format!("canceling orphan prediction {}: {err}", prediction.id)),
         }
     }
     Ok(())

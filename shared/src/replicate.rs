@@ -68,6 +68,23 @@ impl ReplicateConfig {
     }
 }
 
+/// What [`Replicate::list_predictions_since`] read.
+#[derive(Debug, Clone, Default)]
+pub struct PredictionListing {
+    pub predictions: Vec<Prediction>,
+    /// The whole time window was read (no page cap cut it short).
+    pub complete: bool,
+}
+
+/// One page of `GET /v1/predictions`: `{"next": url|null, "previous": …, "results": [prediction…]}`.
+#[derive(Deserialize)]
+struct PredictionPage {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    results: Vec<Value>,
+}
+
 /// How reads (and throttled creates) are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -114,6 +131,8 @@ pub struct Replicate {
     config: ReplicateConfig,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// Headroom over the sync-mode wait before a create counts as lost.
+    create_timeout_margin: Duration,
 }
 
 /// A Replicate prediction id: 1 to 64 lowercase ASCII letters and digits. The only way an id gets
@@ -178,9 +197,30 @@ pub struct Prediction {
     /// Usually a string; kept as JSON because some models report an object.
     pub error: Option<Value>,
     pub metrics: Option<Metrics>,
+    /// The input as Replicate echoes it (the worker finds its job's input URL in it).
+    pub input: Option<Value>,
+    /// When Replicate created it (absent or unreadable reads as `None`).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Prediction {
+    /// Every string inside the echoed input, depth first (URLs may sit in arrays or objects).
+    pub fn input_strings(&self) -> Vec<&str> {
+        fn walk<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+            match value {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(input) = &self.input {
+            walk(input, &mut out);
+        }
+        out
+    }
+
     /// `error` as one line of text for a job's failure reason, at most 300 characters.
     pub fn error_message(&self) -> Option<String> {
         let text = match self.error.as_ref()? {
@@ -213,6 +253,10 @@ struct RawPrediction {
     error: Option<Value>,
     #[serde(default)]
     metrics: Option<Value>,
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    created_at: Option<Value>,
 }
 
 impl TryFrom<RawPrediction> for Prediction {
@@ -233,6 +277,13 @@ impl TryFrom<RawPrediction> for Prediction {
             output: raw.output,
             error: raw.error,
             metrics,
+            input: raw.input.filter(|v| !v.is_null()),
+            created_at: raw
+                .created_at
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
         })
     }
 }
@@ -323,6 +374,8 @@ pub enum ReplicateError {
     InvalidBaseUrl,
     #[error("the Replicate API token contains characters that cannot be sent in a header")]
     InvalidToken,
+    #[error("Replicate's list pointed to a next page elsewhere than its API")]
+    InvalidNextPage,
 }
 
 impl ReplicateError {
@@ -334,6 +387,33 @@ impl ReplicateError {
                 | ReplicateError::Server { .. }
                 | ReplicateError::Transport(_)
                 | ReplicateError::TimedOut { .. }
+        )
+    }
+
+    /// A fault of the operator's account, not of the photo: the token is wrong or rotated (401),
+    /// the account is out of credit (402), access to the model was lost (403), or the model does
+    /// not exist (a create's 404). Retrying will not help until the operator acts; failing the
+    /// user's job for it would be wrong.
+    pub fn is_account_fault(&self) -> bool {
+        matches!(
+            self,
+            ReplicateError::Rejected {
+                status: 401 | 402 | 403 | 404,
+                ..
+            }
+        )
+    }
+
+    /// Replicate may have acted on the request although the answer was lost or unusable: a server
+    /// error, a dropped connection, a timeout, or a 2xx body that is not a prediction.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self,
+            ReplicateError::Server { .. }
+                | ReplicateError::Transport(_)
+                | ReplicateError::TimedOut { .. }
+                | ReplicateError::InvalidResponse(_)
+                | ReplicateError::TooLarge { .. }
         )
     }
 
@@ -387,6 +467,16 @@ impl Replicate {
             config,
             http,
             retry: RetryPolicy::default(),
+            create_timeout_margin: CREATE_TIMEOUT_MARGIN,
+        }
+    }
+
+    /// How long past the sync-mode wait a create may take before its answer counts as lost (the
+    /// prediction may exist all the same; the worker then looks for it).
+    pub fn with_create_timeout_margin(self, margin: Duration) -> Self {
+        Replicate {
+            create_timeout_margin: margin,
+            ..self
         }
     }
 
@@ -419,7 +509,7 @@ impl Replicate {
             serde_json::to_vec(&serde_json::json!({ "input": input })).map_err(ReplicateError::InvalidResponse)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut timeout = CREATE_TIMEOUT_MARGIN;
+        let mut timeout = self.create_timeout_margin;
         if let Some(wait) = wait {
             let seconds = prefer_wait_seconds(wait);
             timeout += Duration::from_secs(seconds);
@@ -465,6 +555,69 @@ impl Replicate {
             not_found_is_rejection: false,
         };
         self.send_with_retries(&request, RetryOn::ThrottleOnly, None).await
+    }
+
+    /// The predictions created since `created_after` (`GET {base}/predictions?created_after=…`,
+    /// newest first, 100 a page), following `next` for at most `max_pages` pages. `complete` says
+    /// whether the whole window was read: false when the page cap cut it short, so a caller looking
+    /// for a prediction cannot conclude that it does not exist. A `next` link that leaves the API's
+    /// origin or path is refused (the token is never sent elsewhere). Reads are retried like GETs.
+    pub async fn list_predictions_since(
+        &self,
+        created_after: chrono::DateTime<chrono::Utc>,
+        max_pages: usize,
+    ) -> Result<PredictionListing, ReplicateError> {
+        let first = {
+            let mut url = self.api_url(&["predictions"])?;
+            url.query_pairs_mut().append_pair(
+                "created_after",
+                &created_after.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            );
+            url
+        };
+        let mut listing = PredictionListing::default();
+        let mut next = Some(first);
+        for _ in 0..max_pages.max(1) {
+            let Some(url) = next.take() else { break };
+            let request = ApiRequest {
+                method: Method::GET,
+                url,
+                body: None,
+                headers: HeaderMap::new(),
+                timeout: REQUEST_TIMEOUT,
+                not_found_is_rejection: true,
+            };
+            let page: PredictionPage = self.send_with_retries(&request, RetryOn::Transient, None).await?;
+            let mut reached_older = false;
+            for raw in page.results {
+                match serde_json::from_value::<Prediction>(raw) {
+                    // A server that ignores `created_after` still ends the walk at the window's edge.
+                    Ok(p) if p.created_at.is_some_and(|at| at < created_after) => reached_older = true,
+                    Ok(p) => listing.predictions.push(p),
+                    Err(err) => tracing::debug!(error = %err, "skipping an unreadable listed prediction"),
+                }
+            }
+            next = match page.next.filter(|n| !n.is_empty()) {
+                None => None,
+                Some(_) if reached_older => None,
+                Some(link) => Some(self.same_api_page(&link, &request.url)?),
+            };
+            if next.is_none() {
+                listing.complete = true;
+                break;
+            }
+        }
+        Ok(listing)
+    }
+
+    /// A `next` link is followed only when it stays on the API's origin and the list's path.
+    fn same_api_page(&self, link: &str, current: &Url) -> Result<Url, ReplicateError> {
+        let url = Url::parse(link).map_err(|_| ReplicateError::InvalidNextPage)?;
+        if url.origin() == current.origin() && url.path() == current.path() {
+            Ok(url)
+        } else {
+            Err(ReplicateError::InvalidNextPage)
+        }
     }
 
     /// Downloads an output file (a `replicate.delivery` URL, which needs no credentials, so none
@@ -541,12 +694,12 @@ impl Replicate {
         Ok(url)
     }
 
-    async fn send_with_retries(
+    async fn send_with_retries<T: serde::de::DeserializeOwned>(
         &self,
         request: &ApiRequest,
         retry_on: RetryOn,
         give_up_at: Option<tokio::time::Instant>,
-    ) -> Result<Prediction, ReplicateError> {
+    ) -> Result<T, ReplicateError> {
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
@@ -587,7 +740,7 @@ impl Replicate {
         }
     }
 
-    async fn attempt(&self, request: &ApiRequest) -> Result<Prediction, Failure> {
+    async fn attempt<T: serde::de::DeserializeOwned>(&self, request: &ApiRequest) -> Result<T, Failure> {
         let mut builder = self
             .http
             .request(request.method.clone(), request.url.clone())
@@ -891,6 +1044,8 @@ mod tests {
             output: None,
             error: Some(error),
             metrics: None,
+            input: None,
+            created_at: None,
         };
         assert_eq!(
             prediction(Value::from("CUDA out of memory")).error_message().unwrap(),

@@ -504,6 +504,7 @@ pub fn fast_worker_config() -> shared::worker::WorkerConfig {
         input_url_ttl: Duration::from_secs(900),
         download_timeout: Duration::from_secs(10),
         jpeg_quality: 85,
+        adoption_settle: Duration::ZERO,
     }
 }
 
@@ -535,7 +536,9 @@ pub async fn spawn_worker_with(db: PgPool, config: shared::worker::WorkerConfig,
             max_attempts: 4,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
-        });
+        })
+        // A create slower than this (past the sync wait) counts as lost: fake_replicate.rs plays it.
+        .with_create_timeout_margin(Duration::from_secs(2));
         shared::worker::Provider::Replicate(client)
     };
     let worker = shared::worker::Worker {

@@ -134,10 +134,12 @@ async fn a_succeeded_prediction_becomes_a_ready_jpeg_with_model_cost_and_time(db
     assert!(input["prompt"].as_str().unwrap().to_lowercase().contains("bed"));
     assert_eq!(input["output_format"], "jpg");
     assert_eq!(input["aspect_ratio"], "match_input_image");
-    // Replicate fetches that URL: it really serves the original.
+    // The model was given the job's own checked copy of the original (its key names the job);
+    // once the job is over the copy is deleted (what the model read is in prediction_adoption.rs).
+    let input_key = format!("inputs/{}/{}.jpg", queued.user_id, queued.job_id);
+    assert!(image_url.contains(&input_key), "{image_url}");
     let fetched = shared::reqwest::get(image_url).await.unwrap();
-    assert_eq!(fetched.status(), 200);
-    assert_eq!(fetched.bytes().await.unwrap().len(), room().len());
+    assert_eq!(fetched.status(), 404, "the input copy is gone after the job");
     // The output host is not sent the API token.
     let download = requests.iter().find(|r| r.url.path() == "/files/out-0.webp").unwrap();
     assert!(download.headers.get("authorization").is_none());
@@ -609,7 +611,13 @@ async fn a_model_rejecting_the_input_is_permanent_and_a_server_error_on_create_i
         "no refund for a retryable fault"
     );
 
-    // The redelivery succeeds.
+    // The redelivery first asks Replicate's list whether that create made a prediction after all
+    // (none here), and only then creates.
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"next": null, "previous": null, "results": []})))
+        .mount(&w.replicate)
+        .await;
     let output = w.file_url("out.jpg");
     Mock::given(method("POST"))
         .and(path(QWEN_CREATE))
@@ -634,6 +642,12 @@ async fn retryable_faults_stop_after_max_attempts_with_a_refund(db: PgPool) {
     Mock::given(method("POST"))
         .and(path(QWEN_CREATE))
         .respond_with(ResponseTemplate::new(502))
+        .mount(&w.replicate)
+        .await;
+    // Each retry looks for a prediction the lost create may have made first: none.
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"next": null, "previous": null, "results": []})))
         .mount(&w.replicate)
         .await;
     for attempt in 1..=5 {

@@ -23,6 +23,9 @@ pub struct ClaimedJob {
     pub attempts: i32,
     pub max_attempts: i32,
     pub prediction_id: Option<String>,
+    /// Set when an earlier attempt sent a create whose prediction id was never stored: that
+    /// prediction may exist and must be found before another is paid for.
+    pub create_started_at: Option<DateTime<Utc>>,
     pub model_id: Option<String>,
     pub deadline_at: DateTime<Utc>,
     pub original_key: String,
@@ -45,9 +48,18 @@ pub enum Claim {
     Missing,
 }
 
+/// The latest moment a job may still be started: [`UNCLAIMED_JOB_MAX_AGE`] after its creation, or
+/// [`OPERATOR_FAULT_MAX_AGE`] once an operator fault held it back (the operator gets a day to fix
+/// the account before users' jobs fail). One SQL expression, used by every query that needs it.
+macro_rules! job_expires_at {
+    () => {
+        "(created_at + make_interval(secs => CASE WHEN operator_fault_at IS NULL THEN 3600 ELSE 86400 END))"
+    };
+}
+
 /// Takes the job for `lease` (and, on the first claim, fixes its model and its deadline: `deadline`
-/// from now, but never later than [`UNCLAIMED_JOB_MAX_AGE`] after the job was created). The image
-/// turns `processing` in the same statement.
+/// from now, but never later than the job's expiry, see [`job_expires_at`]). The image turns
+/// `processing` in the same statement (and loses any "delayed" note).
 pub async fn claim(
     db: &PgPool,
     message: &JobMessage,
@@ -55,31 +67,32 @@ pub async fn claim(
     deadline: Duration,
     active_model: Option<&str>,
 ) -> Result<Claim, sqlx::Error> {
-    let claimed: Option<ClaimedJob> = sqlx::query_as(
+    let claimed: Option<ClaimedJob> = sqlx::query_as(concat!(
         "WITH claimed AS ( \
              UPDATE jobs SET status = 'processing', attempts = attempts + 1, \
                  lease_until = now() + make_interval(secs => $3), \
                  started_at = coalesce(started_at, now()), \
-                 deadline_at = coalesce(deadline_at, least(now() + make_interval(secs => $4), created_at + make_interval(secs => $6))), \
+                 deadline_at = coalesce(deadline_at, least(now() + make_interval(secs => $4), ",
+        job_expires_at!(),
+        ")), \
                  model_id = coalesce(model_id, $5) \
              WHERE id = $1 AND image_id = $2 AND status IN ('queued', 'processing') \
                AND (lease_until IS NULL OR lease_until <= now()) \
-             RETURNING id, image_id, attempts, max_attempts, prediction_id, model_id, deadline_at \
+             RETURNING id, image_id, attempts, max_attempts, prediction_id, create_started_at, model_id, deadline_at \
          ), image AS ( \
-             UPDATE images SET status = 'processing' \
+             UPDATE images SET status = 'processing', error = NULL \
              WHERE id = (SELECT image_id FROM claimed) AND status = 'queued' \
          ) \
-         SELECT c.id AS job_id, c.image_id, i.user_id, c.attempts, c.max_attempts, c.prediction_id, c.model_id, \
-                c.deadline_at, i.original_key, i.room_type, i.style, i.seed, i.prompt, \
-                (i.deleted_at IS NOT NULL) AS image_deleted \
-         FROM claimed c JOIN images i ON i.id = c.image_id",
-    )
+         SELECT c.id AS job_id, c.image_id, i.user_id, c.attempts, c.max_attempts, c.prediction_id, \
+                c.create_started_at, c.model_id, c.deadline_at, i.original_key, i.room_type, i.style, i.seed, \
+                i.prompt, (i.deleted_at IS NOT NULL) AS image_deleted \
+         FROM claimed c JOIN images i ON i.id = c.image_id"
+    ))
     .bind(message.job_id)
     .bind(message.image_id)
     .bind(lease.as_secs_f64())
     .bind(deadline.as_secs_f64())
     .bind(active_model)
-    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
     .fetch_optional(db)
     .await?;
     if let Some(job) = claimed {
@@ -95,6 +108,69 @@ pub async fn claim(
         Some("completed" | "failed") => Claim::Finished,
         Some(_) => Claim::Held,
     })
+}
+
+/// Notes that a create is about to be sent for this job (before the request leaves, so a crash or
+/// a lost answer leaves the trace). False when the job is no longer this worker's to create for
+/// (not processing, or it has a prediction already).
+pub async fn mark_create_started(db: &PgPool, job_id: Uuid) -> Result<bool, sqlx::Error> {
+    let marked: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE jobs SET create_started_at = now() \
+         WHERE id = $1 AND status = 'processing' AND prediction_id IS NULL RETURNING id",
+    )
+    .bind(job_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(marked.is_some())
+}
+
+/// An operator fault (the provider account, not the photo): the job goes back to `queued` without
+/// counting this attempt, its deadline restarts with the next claim when no prediction runs yet,
+/// and it may now wait up to [`OPERATOR_FAULT_MAX_AGE`] from its creation. The image shows
+/// `user_note` (generic, never the vendor's text); `operator_note` stays on the job for operators.
+pub async fn hold_for_operator(
+    db: &PgPool,
+    job_id: Uuid,
+    operator_note: &str,
+    user_note: &str,
+) -> Result<bool, sqlx::Error> {
+    let held: Option<Uuid> = sqlx::query_scalar(
+        "WITH j AS ( \
+             UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), lease_until = NULL, \
+                 error = $2, operator_fault_at = now(), \
+                 deadline_at = CASE WHEN prediction_id IS NULL THEN NULL ELSE deadline_at END \
+             WHERE id = $1 AND status = 'processing' RETURNING image_id \
+         ) \
+         UPDATE images SET status = 'queued', error = $3 \
+         WHERE id = (SELECT image_id FROM j) AND status IN ('queued', 'processing') RETURNING id",
+    )
+    .bind(job_id)
+    .bind(operator_note)
+    .bind(user_note)
+    .fetch_optional(db)
+    .await?;
+    Ok(held.is_some())
+}
+
+/// Where a job stands, as the reconciler's orphan sweep needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobPredictionState {
+    pub job_id: Uuid,
+    pub user_id: Uuid,
+    /// Still queued or processing.
+    pub live: bool,
+    pub prediction_id: Option<String>,
+}
+
+/// The state of the given jobs (missing ids are simply absent).
+pub async fn prediction_states(db: &PgPool, job_ids: &[Uuid]) -> Result<Vec<JobPredictionState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.id AS job_id, i.user_id, (j.status IN ('queued', 'processing')) AS live, j.prediction_id \
+         FROM jobs j JOIN images i ON i.id = j.image_id WHERE j.id = ANY($1)",
+    )
+    .bind(job_ids)
+    .fetch_all(db)
+    .await
 }
 
 /// Stores the prediction id the moment Replicate answers, so any later attempt resumes it
@@ -225,19 +301,20 @@ pub async fn lock_resendable(
     stale: Duration,
     limit: i64,
 ) -> Result<Vec<JobMessage>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(concat!(
         "SELECT id, image_id FROM jobs \
          WHERE status IN ('queued', 'processing') \
            AND (lease_until IS NULL OR lease_until <= now()) \
-           AND coalesce(deadline_at, created_at + make_interval(secs => $4)) > now() \
+           AND coalesce(deadline_at, ",
+        job_expires_at!(),
+        ") > now() \
            AND ((enqueued_at IS NULL AND created_at <= now() - make_interval(secs => $1)) \
              OR enqueued_at <= now() - make_interval(secs => $2)) \
-         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-    )
+         ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+    ))
     .bind(grace.as_secs_f64())
     .bind(stale.as_secs_f64())
     .bind(limit)
-    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
@@ -246,8 +323,13 @@ pub async fn lock_resendable(
         .collect())
 }
 
-/// A job never claimed by any worker still expires this long after it was created.
+/// A job never claimed by any worker still expires this long after it was created
+/// (`job_expires_at!` holds the same number).
 pub const UNCLAIMED_JOB_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// A job held back by an operator fault may wait this long after its creation
+/// (`job_expires_at!` holds the same number).
+pub const OPERATOR_FAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// Marks messages as sent (inside the reconciler's transaction).
 pub async fn mark_enqueued_in(conn: &mut PgConnection, job_ids: &[Uuid]) -> Result<(), sqlx::Error> {
@@ -261,15 +343,16 @@ pub async fn mark_enqueued_in(conn: &mut PgConnection, job_ids: &[Uuid]) -> Resu
 /// Unfinished jobs past their deadline that no worker holds: the reconciler runs each through the
 /// worker once more, which asks Replicate about a stored prediction before failing it.
 pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(concat!(
         "SELECT id, image_id FROM jobs \
          WHERE status IN ('queued', 'processing') \
            AND (lease_until IS NULL OR lease_until <= now()) \
-           AND coalesce(deadline_at, created_at + make_interval(secs => $2)) <= now() \
-         ORDER BY created_at LIMIT $1",
-    )
+           AND coalesce(deadline_at, ",
+        job_expires_at!(),
+        ") <= now() \
+         ORDER BY created_at LIMIT $1"
+    ))
     .bind(limit)
-    .bind(UNCLAIMED_JOB_MAX_AGE.as_secs_f64())
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -2,7 +2,11 @@
 //!
 //! Layout (one prefix per user, so a key says whose it is):
 //! - `uploads/<user uuid>/<random uuid>.<jpg|png|webp>`: originals, PUT by the browser;
-//! - `staged/<user uuid>/<image uuid>.jpg`: results, written by the worker.
+//! - `staged/<user uuid>/<image uuid>.jpg`: results, written by the worker;
+//! - `inputs/<user uuid>/<job uuid>.<jpg|png|webp>`: the checked copy of an original the model
+//!   reads for one job (written by the worker before it pays for a prediction, deleted when the job
+//!   ends). Its URL names the job, which is how a prediction whose create answer was lost is found
+//!   again (docs/worker.md).
 
 use std::fmt;
 
@@ -110,6 +114,70 @@ impl fmt::Display for UploadKey {
     }
 }
 
+/// The per-job copy of an original that the model is given: the bytes the worker checked, under a
+/// key no user can write, so the model gets exactly what was checked even if the upload is
+/// overwritten meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobInputKey {
+    pub user_id: Uuid,
+    pub job_id: Uuid,
+    pub format: ImageFormat,
+}
+
+impl JobInputKey {
+    const PREFIX: &'static str = "inputs/";
+
+    /// Every job input key of `job`, whatever its format (for deleting without knowing it).
+    pub fn all_formats(user_id: Uuid, job_id: Uuid) -> [JobInputKey; 3] {
+        ImageFormat::ALL.map(|format| JobInputKey {
+            user_id,
+            job_id,
+            format,
+        })
+    }
+
+    /// The (user, job) of every job input key found in `text` (a URL or any string): how a listed
+    /// prediction's input is traced back to its job.
+    pub fn find_in(text: &str) -> Vec<JobInputKey> {
+        const UUID_LEN: usize = 36;
+        let mut found = Vec::new();
+        for (at, _) in text.match_indices(Self::PREFIX) {
+            let rest = &text[at + Self::PREFIX.len()..];
+            let Some(candidate) = rest.get(..UUID_LEN * 2 + 1) else {
+                continue;
+            };
+            let (user, job) = candidate.split_at(UUID_LEN);
+            let Some(job) = job.strip_prefix('/') else { continue };
+            let after = &rest[UUID_LEN * 2 + 1..];
+            let format = after
+                .strip_prefix('.')
+                .and_then(|ext| ImageFormat::ALL.into_iter().find(|f| ext.starts_with(f.extension())));
+            let canonical = |raw: &str| Uuid::parse_str(raw).ok().filter(|u| u.hyphenated().to_string() == raw);
+            if let (Some(user_id), Some(job_id), Some(format)) = (canonical(user), canonical(job), format) {
+                found.push(JobInputKey {
+                    user_id,
+                    job_id,
+                    format,
+                });
+            }
+        }
+        found
+    }
+}
+
+impl fmt::Display for JobInputKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}/{}.{}",
+            Self::PREFIX,
+            self.user_id,
+            self.job_id,
+            self.format.extension()
+        )
+    }
+}
+
 /// The key of a staged result.
 pub fn staged_key(user_id: Uuid, image_id: Uuid) -> String {
     format!("staged/{user_id}/{image_id}.jpg")
@@ -139,6 +207,31 @@ mod tests {
             "uploads/x/y.jpg".to_string(),
         ] {
             assert_eq!(UploadKey::parse(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn job_input_keys_are_found_in_presigned_urls() {
+        let key = JobInputKey {
+            user_id: Uuid::new_v4(),
+            job_id: Uuid::new_v4(),
+            format: ImageFormat::Webp,
+        };
+        let url = format!(
+            "https://s3.eu-central-003.backblazeb2.com/bucket/{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab"
+        );
+        assert_eq!(JobInputKey::find_in(&url), vec![key]);
+        assert_eq!(key.to_string(), format!("inputs/{}/{}.webp", key.user_id, key.job_id));
+        let upper = url.replace(&key.job_id.to_string(), &key.job_id.to_string().to_uppercase());
+        for other in [
+            format!("uploads/{}/{}.webp", key.user_id, key.job_id),
+            format!("inputs/{}/{}.gif", key.user_id, key.job_id),
+            format!("inputs/{}/{}", key.user_id, key.job_id),
+            format!("inputs/{}", key.user_id),
+            upper,
+            "inputs/".to_string(),
+        ] {
+            assert!(JobInputKey::find_in(&other).is_empty(), "{other}");
         }
     }
 

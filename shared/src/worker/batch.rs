@@ -102,6 +102,9 @@ impl Worker {
             JobOutcome::RetryLater { after, .. } => self.come_back_after(&message, *after).await,
             JobOutcome::Unknown => tracing::warn!("the message names no job (deleted with its user?); acknowledged"),
             JobOutcome::Skipped(why) => tracing::info!(why, "nothing to do"),
+            // Acknowledged: redelivering every few seconds would not fix the account; the
+            // reconciler sends the job again every 15 minutes until it runs or expires.
+            JobOutcome::WaitingForOperator { code } => tracing::info!(code, "job waits for the operator"),
             JobOutcome::Staged | JobOutcome::Failed { .. } => {}
         }
         MessageOutcome::Done(outcome)

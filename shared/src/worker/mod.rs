@@ -6,7 +6,10 @@
 //!   a duplicate or late delivery finds it finished or held and does nothing;
 //! - the original is checked (format, dimensions, full decode with limits) before any paid call;
 //! - the prediction id is stored the moment Replicate answers, and every later attempt resumes
-//!   that prediction instead of creating another;
+//!   that prediction instead of creating another; a create whose answer was lost is found again
+//!   in Replicate's list (by the job's input key in its input) before another may be created;
+//! - a provider account fault (401/402/403, model gone) is the operator's: the job waits queued,
+//!   loudly logged and counted, without failing or refunding;
 //! - faults are either retryable (the job is released and its message comes back soon) or
 //!   permanent (the image turns `error` with a message the user can act on, and its allowance is
 //!   refunded once, in the same transaction);
@@ -26,7 +29,7 @@ use crate::state::outbound_http_client;
 use crate::storage::{Storage, StorageConfig};
 
 pub use batch::{BatchReport, MessageOutcome};
-pub use run::{JobOutcome, SIMULATOR_MODEL_ID};
+pub use run::{DELAYED_NOTE, JobOutcome, SIMULATOR_MODEL_ID};
 
 /// Who produces the staged photo.
 #[derive(Clone)]
@@ -63,6 +66,9 @@ pub struct WorkerConfig {
     pub download_timeout: Duration,
     /// JPEG quality of the stored result.
     pub jpeg_quality: u8,
+    /// How long after a lost create the worker waits before trusting Replicate's list to show
+    /// the prediction it may have made.
+    pub adoption_settle: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -78,6 +84,7 @@ impl Default for WorkerConfig {
             input_url_ttl: Duration::from_secs(900),
             download_timeout: Duration::from_secs(60),
             jpeg_quality: 90,
+            adoption_settle: Duration::from_secs(5),
         }
     }
 }

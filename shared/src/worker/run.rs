@@ -8,18 +8,34 @@ use super::{Provider, Worker};
 use crate::db::jobs::{self, Claim, ClaimedJob, Refund, StagedResult};
 use crate::db::settings;
 use crate::imaging::{self, ImageLimits, ImageProblem};
+use crate::metrics::{self, Counter};
 use crate::models::{self, ModelSpec, StagingInput};
 use crate::prompts;
 use crate::queue::JobMessage;
-use crate::replicate::{Prediction, PredictionId, PredictionStatus, ReplicateError};
+use crate::replicate::{Prediction, PredictionId, PredictionStatus, Replicate, ReplicateError};
 use crate::staging::{RoomType, Style};
-use crate::storage::staged_key;
+use crate::storage::{ImageFormat, JobInputKey, staged_key};
 
 /// `model_used` of images staged by the offline simulator.
 pub const SIMULATOR_MODEL_ID: &str = "realstaging/offline-simulator";
 
 /// Stored results are private to their owner and never change under their key.
 const STAGED_CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+
+/// A job's input copy is read once by the model, then deleted.
+const JOB_INPUT_CACHE_CONTROL: &str = "private, no-store";
+
+/// What a user sees on an image held back by an operator fault: never the vendor's text.
+pub const DELAYED_NOTE: &str =
+    "Staging is delayed. Your photo is queued and will be staged automatically as soon as the service is back.";
+
+/// A lost create is looked for among predictions created since a little before it was sent
+/// (Replicate's clock and ours may differ by a few seconds).
+const CLOCK_SKEW_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// At most this many pages (100 predictions each) are read looking for a lost create. When the
+/// window holds more, the worker cannot be sure, so it waits rather than risk paying twice.
+const ADOPTION_MAX_PAGES: usize = 20;
 
 /// How a job ended for this delivery of its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +46,10 @@ pub enum JobOutcome {
     Failed { message: String, refunded: bool },
     /// Nothing to do: already finished, or another worker holds it.
     Skipped(&'static str),
+    /// The provider refused the operator's account (credit, token, model access): the job is
+    /// queued again without counting the attempt, and the message is acknowledged. The reconciler
+    /// sends it again (every 15 minutes) until the operator fixes the account or the job expires.
+    WaitingForOperator { code: &'static str },
     /// Not finished in this invocation; the message should come back after `after`.
     RetryLater { after: Duration, reason: String },
     /// The message names no job, or a job of another image (its user was deleted, or the message
@@ -45,6 +65,12 @@ enum Fault {
     Permanent(String),
     /// The prediction is still running and this invocation is out of time.
     StillRunning,
+    /// A create may or may not have made a prediction (5xx, dropped connection, unreadable body,
+    /// the id not stored): the next attempt looks for it before creating again.
+    Ambiguous(String),
+    /// The operator must act (provider account, token, model access); the user is not at fault
+    /// and is not refunded or failed.
+    Operator { code: &'static str, detail: String },
 }
 
 impl From<sqlx::Error> for Fault {
@@ -54,7 +80,12 @@ impl From<sqlx::Error> for Fault {
 }
 
 fn replicate_fault(context: &str, err: ReplicateError) -> Fault {
-    if err.is_retryable() {
+    if err.is_account_fault() {
+        Fault::Operator {
+            code: "replicate_account",
+            detail: format!("{context}: {err}"),
+        }
+    } else if err.is_retryable() {
         Fault::Retryable(format!("{context}: {err}"))
     } else {
         tracing::warn!(error = %err, "{context} refused");
@@ -113,12 +144,43 @@ impl Worker {
         let fault = match self.stage(&job, stop_at).await {
             Ok(()) => {
                 tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "image staged");
+                self.discard_job_input(&job).await;
                 return Ok(JobOutcome::Staged);
             }
             Err(fault) => fault,
         };
         match fault {
-            Fault::Permanent(message) => self.fail(&job, &message).await,
+            Fault::Operator { code, detail } => {
+                // Loud and counted: an alarm watches the metric, and the operator hears it before
+                // customers do. The job waits; the user sees only a generic note.
+                tracing::error!(error_code = code, detail = %detail, "the provider refused the operator's account; the job waits for the operator");
+                metrics::count(Counter::ReplicateAccountFaults, 1);
+                jobs::hold_for_operator(&self.db, job.job_id, &detail, DELAYED_NOTE).await?;
+                Ok(JobOutcome::WaitingForOperator { code })
+            }
+            Fault::Permanent(message) => {
+                let outcome = self.fail(&job, &message).await;
+                self.discard_job_input(&job).await;
+                outcome
+            }
+            Fault::Ambiguous(reason) if job.attempts >= job.max_attempts => {
+                tracing::warn!(%reason, "last attempt ended with an ambiguous create");
+                let message =
+                    "Staging failed repeatedly and was stopped. Your image allowance was refunded; please try again.";
+                let outcome = self.fail(&job, message).await;
+                // The failed job may own a prediction after all: it must not run on unpaid-for.
+                self.cancel_lost_predictions(&job).await;
+                self.discard_job_input(&job).await;
+                outcome
+            }
+            Fault::Ambiguous(reason) => {
+                tracing::warn!(%reason, attempt = job.attempts, "the create's outcome is unknown; the next attempt looks for it");
+                jobs::release(&self.db, job.job_id, &reason).await?;
+                Ok(JobOutcome::RetryLater {
+                    after: self.config.still_running_visibility,
+                    reason,
+                })
+            }
             Fault::StillRunning => {
                 jobs::release(&self.db, job.job_id, "prediction still running").await?;
                 Ok(JobOutcome::RetryLater {
@@ -173,8 +235,8 @@ impl Worker {
         }
     }
 
-    /// Loads and checks the original before anything is paid for.
-    async fn checked_original(&self, job: &ClaimedJob) -> Result<Vec<u8>, Fault> {
+    /// Loads and checks the original before anything is paid for; returns its bytes and real format.
+    async fn checked_original(&self, job: &ClaimedJob) -> Result<(Vec<u8>, ImageFormat), Fault> {
         let limits = ImageLimits::ORIGINAL;
         let bytes = match self.storage.get_bounded(&job.original_key, limits.max_bytes).await {
             Ok(Some(bytes)) => bytes,
@@ -194,13 +256,14 @@ impl Worker {
             }
             Err(err) => return Err(Fault::Retryable(format!("reading the original: {err:#}"))),
         };
-        let checked = blocking(move || imaging::inspect_original(&bytes, &limits).map(|_| bytes)).await?;
+        let checked =
+            blocking(move || imaging::inspect_original(&bytes, &limits).map(|checked| (bytes, checked.format))).await?;
         checked.map_err(|problem| unreadable_photo(&problem))
     }
 
     async fn stage_offline(&self, job: &ClaimedJob) -> Result<(), Fault> {
         let started = Instant::now();
-        let original = self.checked_original(job).await?;
+        let (original, _) = self.checked_original(job).await?;
         let (room, style) = room_and_style(job)?;
         let staged = blocking(move || imaging::simulated_staging(&original, room, style, &ImageLimits::ORIGINAL))
             .await?
@@ -238,10 +301,17 @@ impl Worker {
                 }
             }
             None => {
-                if Instant::now() >= deadline {
-                    return Err(Fault::Permanent(TOO_SLOW.into()));
+                // An earlier attempt sent a create whose answer was lost: that prediction is found
+                // and adopted, and only when Replicate's list proves there is none is another made.
+                let adopted = match job.create_started_at {
+                    Some(sent_at) => self.adopt_lost_prediction(replicate, job, sent_at, stop_at).await?,
+                    None => None,
+                };
+                match adopted {
+                    Some(prediction) => prediction,
+                    None if Instant::now() >= deadline => return Err(Fault::Permanent(TOO_SLOW.into())),
+                    None => self.create_prediction(replicate, spec, job, deadline, stop_at).await?,
                 }
-                self.create_prediction(replicate, spec, job, deadline, stop_at).await?
             }
         };
 
@@ -284,15 +354,28 @@ impl Worker {
         stop_at: Instant,
     ) -> Result<Prediction, Fault> {
         // Checked before the paid call: a pixel flood, a truncated file or HTML never reaches it.
-        self.checked_original(job).await?;
+        let (original, format) = self.checked_original(job).await?;
         let config = self.model_config(spec).await?;
         let (room, style) = room_and_style(job)?;
         let prompt = prompts::build_prompt(room, style, job.prompt.as_deref());
+        // The model reads a copy of exactly the bytes checked above, under a key only the worker
+        // writes (an upload overwritten meanwhile changes nothing), and that key names the job: a
+        // prediction whose create answer is lost is recognised by it (adopt_lost_prediction).
+        let input_key = JobInputKey {
+            user_id: job.user_id,
+            job_id: job.job_id,
+            format,
+        }
+        .to_string();
+        self.storage
+            .put(&input_key, original, format.content_type(), JOB_INPUT_CACHE_CONTROL)
+            .await
+            .map_err(|err| Fault::Retryable(format!("storing the job's input copy: {err:#}")))?;
         let image_url = self
             .storage
-            .presign_download(&job.original_key, self.config.input_url_ttl, None)
+            .presign_download(&input_key, self.config.input_url_ttl, None)
             .await
-            .map_err(|err| Fault::Retryable(format!("presigning the original: {err:#}")))?
+            .map_err(|err| Fault::Retryable(format!("presigning the job's input: {err:#}")))?
             .url;
         let seed = job.seed.and_then(|s| u32::try_from(s).ok());
         let input = spec
@@ -310,7 +393,12 @@ impl Worker {
         // Whole seconds, rounded up: Replicate's duration syntax has no fractions.
         let cancel_after =
             Duration::from_secs(deadline.saturating_duration_since(now).as_secs_f64().ceil().max(1.0) as u64);
-        let prediction = replicate
+        // The trace goes down before the request leaves: from here on, any attempt that finds the
+        // job without a prediction id looks for this create's prediction before making another.
+        if !jobs::mark_create_started(&self.db, job.job_id).await? {
+            return Err(Fault::Retryable("the job changed before the create was sent".into()));
+        }
+        let created = replicate
             .create_prediction(
                 spec.id,
                 &input,
@@ -318,12 +406,142 @@ impl Worker {
                 Some(cancel_after),
                 tokio::time::Instant::from_std(stop_at),
             )
-            .await
-            .map_err(|err| replicate_fault("creating the prediction", err))?;
-        // Before anything else: a crash after this line resumes this prediction.
-        jobs::record_prediction(&self.db, job.job_id, prediction.id.as_str()).await?;
+            .await;
+        let prediction = match created {
+            Ok(prediction) => prediction,
+            Err(err) if err.is_ambiguous() => {
+                metrics::count(Counter::ReplicateAmbiguousCreates, 1);
+                return Err(Fault::Ambiguous(format!("creating the prediction: {err}")));
+            }
+            Err(err) => return Err(replicate_fault("creating the prediction", err)),
+        };
+        // Before anything else: a crash after this line resumes this prediction, and a crash (or a
+        // database fault) before it is covered by the create trace.
+        match jobs::record_prediction(&self.db, job.job_id, prediction.id.as_str()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Fault::Ambiguous(
+                    "the job changed before its prediction was recorded".into(),
+                ));
+            }
+            Err(err) => return Err(Fault::Ambiguous(format!("recording the prediction: {err}"))),
+        }
         tracing::info!(prediction = %prediction.id, model = spec.id, status = ?prediction.status, "prediction created");
         Ok(prediction)
+    }
+
+    /// Finds the prediction an earlier attempt created but could not record (its answer was lost,
+    /// or the instance died first), by the job's input key in each recent prediction's input. The
+    /// best one is recorded and returned; any other one of this job still running is canceled.
+    /// `None` only when Replicate's whole list since the create proves none exists.
+    async fn adopt_lost_prediction(
+        &self,
+        replicate: &Replicate,
+        job: &ClaimedJob,
+        sent_at: chrono::DateTime<chrono::Utc>,
+        stop_at: Instant,
+    ) -> Result<Option<Prediction>, Fault> {
+        // Give Replicate's list a moment to show a prediction created an instant ago.
+        let age = (chrono::Utc::now() - sent_at).to_std().unwrap_or(Duration::ZERO);
+        if let Some(wait) = self.config.adoption_settle.checked_sub(age) {
+            if Instant::now() + wait >= stop_at {
+                return Err(Fault::StillRunning);
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let listing = replicate
+            .list_predictions_since(sent_at - CLOCK_SKEW_ALLOWANCE, ADOPTION_MAX_PAGES)
+            .await
+            .map_err(|err| {
+                if err.is_account_fault() {
+                    replicate_fault("listing predictions", err)
+                } else {
+                    // Never a reason to fail the job: without the list the worker only cannot create yet.
+                    Fault::Retryable(format!("listing predictions to find a lost create: {err}"))
+                }
+            })?;
+        let mut ours: Vec<Prediction> = listing.predictions.into_iter().filter(|p| belongs_to(p, job)).collect();
+        if ours.is_empty() {
+            if listing.complete {
+                tracing::info!("no prediction of the earlier create exists; creating one");
+                return Ok(None);
+            }
+            return Err(Fault::Retryable(
+                "too many recent predictions to be sure the earlier create made none; trying again later".into(),
+            ));
+        }
+        // Keep the most useful (succeeded, then running, then the rest), the oldest among equals.
+        ours.sort_by_key(|p| (adoption_rank(p.status), p.created_at));
+        let keeper = ours.remove(0);
+        for extra in ours.iter().filter(|p| !p.status.is_terminal()) {
+            match replicate.cancel_prediction(&extra.id).await {
+                Ok(_) => metrics::count(Counter::OrphanPredictionsCanceled, 1),
+                Err(err) => {
+                    tracing::warn!(prediction = %extra.id, error = %err, "canceling a duplicate prediction failed")
+                }
+            }
+        }
+        if !jobs::record_prediction(&self.db, job.job_id, keeper.id.as_str()).await? {
+            return Err(Fault::Retryable(
+                "the job changed while its lost prediction was adopted".into(),
+            ));
+        }
+        tracing::warn!(
+            prediction = %keeper.id,
+            status = %keeper.status,
+            duplicates = ours.len(),
+            "adopted the prediction of an earlier create whose answer was lost"
+        );
+        // A listed prediction may be abridged: read it whole.
+        match replicate.get_prediction(&keeper.id).await {
+            Ok(prediction) => Ok(Some(prediction)),
+            Err(err) => Err(replicate_fault("reading the adopted prediction", err)),
+        }
+    }
+
+    /// Best effort, after a job failed without knowing whether its last create made a prediction:
+    /// every running prediction of the job is canceled (the reconciler's orphan sweep is the
+    /// backstop when this cannot run).
+    async fn cancel_lost_predictions(&self, job: &ClaimedJob) {
+        let Provider::Replicate(replicate) = &self.provider else {
+            return;
+        };
+        let since = job.deadline_at - chrono::TimeDelta::hours(2);
+        match replicate.list_predictions_since(since, ADOPTION_MAX_PAGES).await {
+            Ok(listing) => {
+                for lost in listing
+                    .predictions
+                    .iter()
+                    .filter(|p| belongs_to(p, job) && !p.status.is_terminal())
+                {
+                    match replicate.cancel_prediction(&lost.id).await {
+                        Ok(_) => {
+                            metrics::count(Counter::OrphanPredictionsCanceled, 1);
+                            tracing::warn!(prediction = %lost.id, "canceled the prediction of a failed job");
+                        }
+                        Err(err) => tracing::warn!(prediction = %lost.id, error = %err, "canceling failed"),
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not look for the failed job's predictions"),
+        }
+    }
+
+    /// The job's input copy has served its purpose once the job is over (best effort: a leftover
+    /// costs a little storage, nothing else). Its format is not known here, so every one goes.
+    async fn discard_job_input(&self, job: &ClaimedJob) {
+        if matches!(self.provider, Provider::Simulator) {
+            return;
+        }
+        let deletes = JobInputKey::all_formats(job.user_id, job.job_id).map(|key| {
+            let storage = self.storage.clone();
+            async move { storage.delete(&key.to_string()).await }
+        });
+        for result in join3(deletes).await {
+            if let Err(err) = result {
+                tracing::warn!(error = %format!("{err:#}"), "could not delete a job's input copy");
+            }
+        }
     }
 
     /// The model's stored configuration (plus its secrets), checked against the registry. A
@@ -449,6 +667,32 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The prediction's input names this job's input key (the same user and job).
+fn belongs_to(prediction: &Prediction, job: &ClaimedJob) -> bool {
+    prediction.input_strings().into_iter().any(|text| {
+        JobInputKey::find_in(text)
+            .iter()
+            .any(|key| key.job_id == job.job_id && key.user_id == job.user_id)
+    })
+}
+
+/// Which of several predictions of one job to keep: a finished result first, then a running one.
+fn adoption_rank(status: PredictionStatus) -> u8 {
+    match status {
+        PredictionStatus::Succeeded => 0,
+        PredictionStatus::Starting | PredictionStatus::Processing | PredictionStatus::Unknown => 1,
+        PredictionStatus::Failed => 2,
+        PredictionStatus::Canceled | PredictionStatus::Aborted => 3,
+    }
+}
+
+/// Awaits three futures at once (no `futures` dependency for one join).
+async fn join3<F: std::future::Future>(futures: [F; 3]) -> [F::Output; 3] {
+    let [a, b, c] = futures;
+    let (a, b, c) = tokio::join!(a, b, c);
+    [a, b, c]
 }
 
 fn room_and_style(job: &ClaimedJob) -> Result<(RoomType, Style), Fault> {

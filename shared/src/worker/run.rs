@@ -506,7 +506,12 @@ impl Worker {
         let Provider::Replicate(replicate) = &self.provider else {
             return;
         };
-        let since = job.deadline_at - chrono::TimeDelta::hours(2);
+        // The lost create was sent in this invocation, or at the trace an earlier one left.
+        let this_invocation = chrono::Utc::now() - chrono::TimeDelta::minutes(20);
+        let since = job
+            .create_started_at
+            .map_or(this_invocation, |sent| sent.min(this_invocation))
+            - CLOCK_SKEW_ALLOWANCE;
         match replicate.list_predictions_since(since, ADOPTION_MAX_PAGES).await {
             Ok(listing) => {
                 for lost in listing

@@ -24,6 +24,7 @@ pub mod http;
 pub mod images;
 pub mod imaging;
 pub mod lambda;
+pub mod metrics;
 pub mod models;
 pub mod pagination;
 pub mod profile;

@@ -152,60 +152,72 @@ async fn updated_active_then_created_incomplete_in_the_same_second_keeps_the_pai
 async fn three_subscription_events_in_any_order_end_in_the_newest_state(db: PgPool) {
     let m = money(db).await;
     let t = now() - 120;
-    // Every shuffle here puts an older or tied state after a newer one somewhere.
-    let orders: [[usize; 3]; 3] = [[1, 0, 2], [2, 1, 0], [0, 2, 1]];
-    for (run, order) in orders.iter().enumerate() {
-        let sub = format!("auth0|shuffle-{run}");
-        let customer = format!("cus_shuffle{run}");
-        let subscription = format!("sub_1Shuffle{run}");
-        let user = m.user_with_customer(&sub, &customer).await;
-        let created = Sub {
-            status: "incomplete",
-            ..paid(&subscription, &customer, user)
-        };
-        let activated = paid(&subscription, &customer, user);
-        let newest = Sub {
-            price: BUSINESS_PRICE,
-            cancel_at_period_end: true,
-            ..paid(&subscription, &customer, user)
-        };
-        let events = [
-            event(
-                &format!("evt_1S{run}Created"),
-                "customer.subscription.created",
-                t,
-                created.object(),
-            ),
-            event(
-                &format!("evt_1S{run}Active"),
-                "customer.subscription.updated",
-                t,
-                activated.object(),
-            ),
-            event(
-                &format!("evt_1S{run}Newest"),
-                "customer.subscription.updated",
-                t + 1,
-                newest.object(),
-            ),
-        ];
-        for index in order {
-            assert_received(&deliver(&m.hook, &events[*index]).await);
+    // Two sets of three events, each replayed in three orders into a fresh user:
+    // * what Checkout sends within one second (created as incomplete, updated to active, updated
+    //   again as the payment method is attached): the newest state is the furthest in the
+    //   lifecycle, whatever arrives last;
+    // * created and activated in one second, then changed a second later: the newest wins.
+    let orders: [[usize; 3]; 3] = [[1, 2, 0], [2, 0, 1], [0, 1, 2]];
+    for (set, step) in [("Tie", 0), ("Step", 1)] {
+        for (run, order) in orders.iter().enumerate() {
+            let sub = format!("auth0|shuffle-{set}-{run}");
+            let customer = format!("cus_{set}{run}");
+            let subscription = format!("sub_1{set}{run}");
+            let user = m.user_with_customer(&sub, &customer).await;
+            let created = Sub {
+                status: "incomplete",
+                ..paid(&subscription, &customer, user)
+            };
+            let activated = paid(&subscription, &customer, user);
+            let last = if step == 0 {
+                paid(&subscription, &customer, user)
+            } else {
+                Sub {
+                    price: BUSINESS_PRICE,
+                    cancel_at_period_end: true,
+                    ..paid(&subscription, &customer, user)
+                }
+            };
+            let events = [
+                event(
+                    &format!("evt_1{set}{run}A"),
+                    "customer.subscription.created",
+                    t,
+                    created.object(),
+                ),
+                event(
+                    &format!("evt_1{set}{run}B"),
+                    "customer.subscription.updated",
+                    t,
+                    activated.object(),
+                ),
+                event(
+                    &format!("evt_1{set}{run}C"),
+                    "customer.subscription.updated",
+                    t + step,
+                    last.object(),
+                ),
+            ];
+            for index in order {
+                assert_received(&deliver(&m.hook, &events[*index]).await);
+            }
+            let rows = subscription_rows(&m.b.app.db, &subscription).await;
+            assert_eq!(rows.len(), 1);
+            let row = &rows[0];
+            let expected_price = if step == 0 { PRO_PRICE } else { BUSINESS_PRICE };
+            assert_eq!(
+                (
+                    row.user_id,
+                    row.status.as_str(),
+                    row.price_id.as_deref(),
+                    row.cancel_at_period_end
+                ),
+                (user, "active", Some(expected_price), step == 1),
+                "{set} in order {order:?}"
+            );
+            let plan = if step == 0 { "pro" } else { "business" };
+            assert_eq!(m.plan_code(&sub).await, plan, "{set} in order {order:?}");
         }
-        let rows = subscription_rows(&m.b.app.db, &subscription).await;
-        assert_eq!(rows.len(), 1);
-        let row = &rows[0];
-        assert_eq!(
-            (
-                row.user_id,
-                row.status.as_str(),
-                row.price_id.as_deref(),
-                row.cancel_at_period_end
-            ),
-            (user, "active", Some(BUSINESS_PRICE), true),
-            "order {order:?}"
-        );
-        assert_eq!(m.plan_code(&sub).await, "business", "order {order:?}");
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`db`]: Postgres access, one module per aggregate, and the embedded migrations
 //! - [`state`]: the per-cold-start states functions are built from
 //! - [`lambda`]: running a handler on the Lambda runtime
+//! - [`metrics`]: custom CloudWatch metrics (Embedded Metric Format lines) that alarms watch
 //! - [`admin`]: operators' controls (admin role, active model, model settings, audit trail);
 //!   [`secrets`]: sealing secret settings at rest
 //! - [`profile`], [`projects`], [`billing`], [`staging`], [`pagination`]: domain types and rules

@@ -358,6 +358,16 @@ async fn a_second_checkout_expires_the_first_open_session(db: PgPool) {
 
 /// Stripe's answers to the webhook's cancellation of `subscription`, paid through `intent`.
 async fn mount_cancellation(m: &Money, subscription: &str, invoice: &str, intent: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/subscriptions/{subscription}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": subscription, "object": "subscription", "status": "active", "customer": "cus_alice",
+            "cancel_at_period_end": false, "latest_invoice": invoice,
+            "items": {"object": "list", "data": [{"id": "si_dup", "object": "subscription_item",
+                      "price": {"id": PRO_PRICE, "object": "price"}}]}
+        })))
+        .mount(&m.b.stripe)
+        .await;
     Mock::given(method("DELETE"))
         .and(path(format!("/v1/subscriptions/{subscription}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -443,6 +453,8 @@ async fn two_paid_checkouts_end_in_one_subscription_and_a_refund(db: PgPool) {
     );
     deliver(&m.hook, &second).await.assert_error(503, "service_unavailable");
     assert_eq!(processed(&m.b.app.db, "evt_1Second").await, 0);
+    // The refund comes before the cancellation, so a retry always still has it to do.
+    assert_eq!(m.stripe_calls("POST", "/v1/refunds").await, 1);
     assert!(audit_rows(&m.b.app.db).await.is_empty());
     assert!(
         subscription_rows(&m.b.app.db, "sub_1Second").await.is_empty(),
@@ -457,7 +469,12 @@ async fn two_paid_checkouts_end_in_one_subscription_and_a_refund(db: PgPool) {
     );
     assert_eq!(m.stripe_calls("DELETE", "/v1/subscriptions/sub_1Second").await, 2);
     let refunds = m.b.received("POST", "/v1/refunds").await;
-    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds.len(), 2, "asked again by the retry ...");
+    assert_eq!(
+        header(&refunds[0], "idempotency-key"),
+        header(&refunds[1], "idempotency-key"),
+        "... with the same key, so Stripe answers with the first refund"
+    );
     assert_stripe_headers(&refunds[0]);
     let fields = form(&refunds[0]);
     assert_eq!(
@@ -511,7 +528,7 @@ async fn two_paid_checkouts_end_in_one_subscription_and_a_refund(db: PgPool) {
     let again = deliver(&m.hook, &second).await;
     assert_eq!(again.json(), json!({"received": true, "duplicate": true}));
     assert_eq!(m.stripe_calls("DELETE", "/v1/subscriptions/sub_1Second").await, 2);
-    assert_eq!(m.stripe_calls("POST", "/v1/refunds").await, 1);
+    assert_eq!(m.stripe_calls("POST", "/v1/refunds").await, 2);
     assert_eq!(audit_rows(&m.b.app.db).await.len(), 1);
 }
 

@@ -146,8 +146,6 @@ struct CheckoutSession {
 #[derive(Debug, Deserialize)]
 struct StripeSubscription {
     id: String,
-    #[serde(default)]
-    latest_invoice: Option<Expandable>,
     customer: Option<Expandable>,
     status: String,
     items: Option<List<SubscriptionItem>>,
@@ -478,7 +476,7 @@ async fn subscription_changed(
     match subscriptions::upsert_from_stripe(conn, user_id, &state).await? {
         UpsertOutcome::Inserted | UpsertOutcome::Updated => {
             if matches!(status, "active" | "trialing") {
-                cancel_duplicates(conn, user_id, &subscription, &event).await?;
+                cancel_duplicates(conn, user_id, &event).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -493,14 +491,13 @@ async fn subscription_changed(
 /// expires earlier sessions, but two sessions paid at once (two tabs) still make two. The one
 /// that became current first (`current_since`, the `created` of the event that first showed it
 /// active, so the choice does not depend on delivery order) is kept; every other current one is
-/// cancelled at Stripe now, its paid invoice refunded in full, marked canceled here and written to
-/// the audit trail, all before the event is recorded. A Stripe failure fails the delivery (503);
-/// the retry repeats the calls safely (cancel accepts an already canceled subscription, the refund
-/// key is derived from the payment).
+/// refunded in full at Stripe (the payments of its latest invoice) and then cancelled, marked
+/// canceled here and written to the audit trail, all before the event is recorded. A Stripe
+/// failure fails the delivery (503); the retry repeats the calls safely (the refund key is derived
+/// from the payment, an already canceled subscription is not cancelled again).
 async fn cancel_duplicates(
     conn: &mut PgConnection,
     user_id: Uuid,
-    changed: &StripeSubscription,
     event: &SubscriptionEvent<'_>,
 ) -> Result<(), WebhookError> {
     let current = subscriptions::current_in_order(conn, user_id).await?;
@@ -518,15 +515,13 @@ async fn cancel_duplicates(
             );
             continue;
         };
-        let canceled = stripe
-            .cancel_subscription_now(&duplicate.stripe_subscription_id)
-            .await?;
-        // The invoice that paid it: Stripe's answer names it; the event's copy if it is this one.
-        let invoice = canceled.latest_invoice.clone().or_else(|| {
-            (changed.id == duplicate.stripe_subscription_id)
-                .then(|| changed.latest_invoice.as_ref().map(|i| i.id().to_string()))
-                .flatten()
-        });
+        // Refund first, cancel last. Once the cancellation is done, Stripe's own
+        // `customer.subscription.deleted` may be applied before this delivery is retried, and
+        // the retry then finds the subscription canceled and nothing to do: every other step
+        // must be done by then. (A refund repeated by a retry gets the first refund back.)
+        let id = duplicate.stripe_subscription_id.as_str();
+        let at_stripe = stripe.retrieve_subscription(id).await?;
+        let invoice = at_stripe.latest_invoice.clone();
         let mut refunds = Vec::new();
         if let Some(invoice) = &invoice {
             for payment in stripe.paid_invoice_payments(invoice).await? {
@@ -536,6 +531,11 @@ async fn cancel_duplicates(
                 });
             }
         }
+        let canceled = if matches!(at_stripe.status.as_str(), "canceled" | "incomplete_expired") {
+            at_stripe
+        } else {
+            stripe.cancel_subscription_now(id).await?
+        };
         subscriptions::mark_canceled(conn, &duplicate.stripe_subscription_id, event.created).await?;
         let actor = AuditActor {
             user_id: None,

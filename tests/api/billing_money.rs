@@ -533,6 +533,62 @@ async fn two_paid_checkouts_end_in_one_subscription_and_a_refund(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn the_webhook_retries_a_duplicate_while_stripe_refuses_its_key(db: PgPool) {
+    let m = money(db).await;
+    let alice = m.user_with_customer(ALICE, "cus_alice").await;
+    let t = now() - 60;
+    let first = event(
+        "evt_1KeyFirst",
+        "customer.subscription.created",
+        t,
+        paid("sub_1KeyFirst", "cus_alice", alice).object(),
+    );
+    assert_received(&deliver(&m.hook, &first).await);
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions/sub_1KeySecond"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****cret"}})))
+        .mount(&m.b.stripe)
+        .await;
+    let second = event(
+        "evt_1KeySecond",
+        "customer.subscription.created",
+        t + 30,
+        paid("sub_1KeySecond", "cus_alice", alice).object(),
+    );
+    let (logs, guard) = capture_logs();
+    deliver(&m.hook, &second).await.assert_error(503, "service_unavailable");
+    drop(guard);
+    assert!(
+        logs.text()
+            .lines()
+            .any(|line| line.contains("ERROR") && line.contains("error_code=\"stripe_auth\"")),
+        "{}",
+        logs.text()
+    );
+    assert_eq!(
+        processed(&m.b.app.db, "evt_1KeySecond").await,
+        0,
+        "Stripe will retry it"
+    );
+    assert_eq!(m.stripe_calls("POST", "/v1/refunds").await, 0);
+
+    // The operator fixes the key; Stripe's retry completes the cancellation.
+    m.b.stripe.reset().await;
+    mount_cancellation(&m, "sub_1KeySecond", "in_1KeySecond", "pi_1KeySecond").await;
+    assert_received(&deliver(&m.hook, &second).await);
+    assert_eq!(
+        subscription_rows(&m.b.app.db, "sub_1KeySecond").await[0].status,
+        "canceled"
+    );
+    assert_eq!(
+        subscription_rows(&m.b.app.db, "sub_1KeyFirst").await[0].status,
+        "active"
+    );
+    assert_eq!(audit_rows(&m.b.app.db).await.len(), 1);
+}
+
+#[sqlx::test]
 async fn the_subscription_current_first_is_kept_whatever_the_delivery_order(db: PgPool) {
     let m = money(db).await;
     let bob = m.user_with_customer(BOB, "cus_bob").await;

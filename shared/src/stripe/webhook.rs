@@ -93,7 +93,13 @@ pub enum WebhookError {
     /// A call to Stripe the event needs (cancelling a duplicate subscription) failed. Not
     /// recorded, so Stripe's retry does it again (the calls are safe to repeat).
     #[error("Stripe call failed: {0}")]
-    Stripe(#[from] StripeError),
+    Stripe(Box<StripeError>),
+}
+
+impl From<StripeError> for WebhookError {
+    fn from(err: StripeError) -> Self {
+        WebhookError::Stripe(Box::new(err))
+    }
 }
 
 impl WebhookError {

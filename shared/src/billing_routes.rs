@@ -16,7 +16,7 @@ use crate::error::{ApiError, FieldError};
 use crate::http::query_param;
 use crate::state::BillingState;
 use crate::stripe::Stripe;
-use crate::stripe::client::IdempotencyKey;
+use crate::stripe::client::{CheckoutSession, IdempotencyKey};
 
 pub const DEFAULT_PAGE_LIMIT: i64 = 50;
 pub const MAX_PAGE_LIMIT: i64 = 100;
@@ -93,6 +93,41 @@ pub fn checkout_urls(web: &WebConfig) -> (String, String) {
         format!("{origin}/profile?checkout=success&session_id={{CHECKOUT_SESSION_ID}}"),
         format!("{origin}/profile?checkout=canceled"),
     )
+}
+
+/// Expires the customer's open Checkout Sessions created before `new_session`, so that only the
+/// newest one can still be paid (two tabs, or a checkout abandoned and restarted, cannot both
+/// become subscriptions). Best effort: the session just created is already the answer, and the
+/// webhook cancels a second subscription should one get through anyway, so a failure here is
+/// logged and never fails the checkout. Skipped:
+///
+/// * the new session itself (a double click within the minute gets the same session back);
+/// * sessions created in the same second or later: two tabs racing would otherwise expire each
+///   other's session and leave the user none;
+/// * sessions Stripe refuses to expire (already completed or expired: 400), logged only.
+pub async fn expire_earlier_checkouts(stripe: &Stripe, customer: &str, new_session: &CheckoutSession) {
+    let Some(created) = new_session.created else {
+        tracing::warn!(session = %new_session.id, "checkout session without `created`; earlier sessions left open");
+        return;
+    };
+    let open = match stripe.list_open_checkout_sessions(customer).await {
+        Ok(open) => open,
+        Err(err) => {
+            tracing::warn!(error = %err, customer, "could not list open checkout sessions; earlier sessions left open");
+            return;
+        }
+    };
+    for session in open
+        .iter()
+        .filter(|session| session.id != new_session.id && session.created < created)
+    {
+        match stripe.expire_checkout_session(&session.id).await {
+            Ok(()) => {
+                tracing::info!(session = %session.id, newer = %new_session.id, "earlier checkout session expired")
+            }
+            Err(err) => tracing::warn!(session = %session.id, error = %err, "earlier checkout session not expired"),
+        }
+    }
 }
 
 /// Where the billing portal returns to.

@@ -22,6 +22,8 @@ pub enum Counter {
     ReplicateAmbiguousCreates,
     /// Predictions that belonged to no live job and were canceled.
     OrphanPredictionsCanceled,
+    /// Stripe refused our API key (401/403) on a billing route or the webhook.
+    StripeAuthFailures,
 }
 
 impl Counter {
@@ -30,6 +32,7 @@ impl Counter {
             Counter::ReplicateAccountFaults => "ReplicateAccountFaults",
             Counter::ReplicateAmbiguousCreates => "ReplicateAmbiguousCreates",
             Counter::OrphanPredictionsCanceled => "OrphanPredictionsCanceled",
+            Counter::StripeAuthFailures => "StripeAuthFailures",
         }
     }
 }

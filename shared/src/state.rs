@@ -200,6 +200,9 @@ pub struct WebhookState {
     pub db: PgPool,
     /// `None` only in development and test (then every delivery is refused with 503).
     pub webhook_secret: Option<crate::config::Secret>,
+    /// To cancel (and refund) a user's second subscription. Required when deployed
+    /// (`STRIPE_SECRET_KEY`); without it, development logs the duplicate and leaves it.
+    pub stripe: Option<crate::stripe::Stripe>,
 }
 
 impl HttpState for WebhookState {
@@ -207,10 +210,14 @@ impl HttpState for WebhookState {
         let web = WebConfig::from_env(env)?;
         let db = db::pool(&DatabaseConfig::from_env(env)?)?;
         let webhook_secret = crate::stripe::webhook_secret_from_env(env, web.app_env)?;
+        let stripe = crate::stripe::StripeConfig::from_env(env, web.app_env)?
+            .map(|config| outbound_http_client().map(|http| crate::stripe::Stripe::new(config, http)))
+            .transpose()?;
         Ok(WebhookState {
             web,
             db,
             webhook_secret,
+            stripe,
         })
     }
     fn web(&self) -> &WebConfig {

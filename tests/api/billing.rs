@@ -17,26 +17,26 @@ use wiremock::{Mock, MockServer, Request as StripeRequest, ResponseTemplate};
 
 use crate::support::*;
 
-const ALICE: &str = "auth0|alice";
-const BOB: &str = "auth0|bob";
-const PRO_PRICE: &str = "price_pro_billing";
-const BUSINESS_PRICE: &str = "price_business_billing";
-const SECRET_KEY: &str = "sk_test_billing_secret";
+pub(crate) const ALICE: &str = "auth0|alice";
+pub(crate) const BOB: &str = "auth0|bob";
+pub(crate) const PRO_PRICE: &str = "price_pro_billing";
+pub(crate) const BUSINESS_PRICE: &str = "price_business_billing";
+pub(crate) const SECRET_KEY: &str = "sk_test_billing_secret";
 
-const CHECKOUT: &str = "/api/v1/billing/create-checkout";
-const UPGRADE: &str = "/api/v1/billing/upgrade-subscription";
-const CANCEL: &str = "/api/v1/billing/cancel-subscription";
-const PORTAL: &str = "/api/v1/billing/portal";
+pub(crate) const CHECKOUT: &str = "/api/v1/billing/create-checkout";
+pub(crate) const UPGRADE: &str = "/api/v1/billing/upgrade-subscription";
+pub(crate) const CANCEL: &str = "/api/v1/billing/cancel-subscription";
+pub(crate) const PORTAL: &str = "/api/v1/billing/portal";
 const SUBSCRIPTIONS: &str = "/api/v1/billing/subscriptions";
 const INVOICES: &str = "/api/v1/billing/invoices";
 
-struct Billing {
-    app: TestApp,
-    stripe: MockServer,
-    state: BillingState,
+pub(crate) struct Billing {
+    pub(crate) app: TestApp,
+    pub(crate) stripe: MockServer,
+    pub(crate) state: BillingState,
 }
 
-async fn billing(db: PgPool) -> Billing {
+pub(crate) async fn billing(db: PgPool) -> Billing {
     let app = spawn_app(db).await;
     let vars: HashMap<&str, &str> = [
         ("STRIPE_PRICE_PRO", PRO_PRICE),
@@ -58,11 +58,11 @@ async fn billing(db: PgPool) -> Billing {
 }
 
 impl Billing {
-    async fn user(&self, sub: &str) -> Uuid {
+    pub(crate) async fn user(&self, sub: &str) -> Uuid {
         shared::db::users::ensure_by_sub(&self.app.db, sub).await.unwrap().id
     }
 
-    async fn post(&self, route: &'static str, sub: &str, body: Option<Value>) -> TestResponse {
+    pub(crate) async fn post(&self, route: &'static str, sub: &str, body: Option<Value>) -> TestResponse {
         let mut request = call("POST", route).bearer(&self.app.token(sub));
         if let Some(body) = body {
             request = request.json(body);
@@ -91,7 +91,7 @@ impl Billing {
     }
 
     /// What the fake Stripe received on `path`, in order.
-    async fn received(&self, method_name: &str, route: &str) -> Vec<StripeRequest> {
+    pub(crate) async fn received(&self, method_name: &str, route: &str) -> Vec<StripeRequest> {
         self.stripe
             .received_requests()
             .await
@@ -111,13 +111,13 @@ impl Billing {
 }
 
 /// The form fields of a request body, decoded.
-fn form(request: &StripeRequest) -> HashMap<String, String> {
+pub(crate) fn form(request: &StripeRequest) -> HashMap<String, String> {
     let body = String::from_utf8(request.body.clone()).unwrap();
     let url = Url::parse(&format!("http://form.test/?{body}")).unwrap();
     url.query_pairs().into_owned().collect()
 }
 
-fn header<'a>(request: &'a StripeRequest, name: &str) -> &'a str {
+pub(crate) fn header<'a>(request: &'a StripeRequest, name: &str) -> &'a str {
     request
         .headers
         .get(name)
@@ -127,7 +127,7 @@ fn header<'a>(request: &'a StripeRequest, name: &str) -> &'a str {
 }
 
 /// Every Stripe request carries our key, the pinned version; a POST also a form body and a key.
-fn assert_stripe_headers(request: &StripeRequest) {
+pub(crate) fn assert_stripe_headers(request: &StripeRequest) {
     assert_eq!(header(request, "authorization"), format!("Bearer {SECRET_KEY}"));
     assert_eq!(header(request, "stripe-version"), STRIPE_VERSION);
     if request.method.as_str() == "POST" {
@@ -138,7 +138,14 @@ fn assert_stripe_headers(request: &StripeRequest) {
 }
 
 /// A subscription row as the webhook writes it; `age` shifts created_at (e.g. '-10 days').
-async fn insert_subscription(db: &PgPool, user: Uuid, stripe_id: &str, status: &str, price: &str, age: &str) {
+pub(crate) async fn insert_subscription(
+    db: &PgPool,
+    user: Uuid,
+    stripe_id: &str,
+    status: &str,
+    price: &str,
+    age: &str,
+) {
     sqlx::query(
         "INSERT INTO subscriptions (user_id, stripe_subscription_id, stripe_customer_id, status, price_id, \
              current_period_start, current_period_end, created_at) \
@@ -169,7 +176,7 @@ async fn insert_invoice(db: &PgPool, user: Uuid, stripe_id: &str, age: &str) {
     .unwrap();
 }
 
-fn stripe_subscription(id: &str, item: &str, price: &str, cancel_at_period_end: bool) -> Value {
+pub(crate) fn stripe_subscription(id: &str, item: &str, price: &str, cancel_at_period_end: bool) -> Value {
     json!({
         "id": id, "object": "subscription", "status": "active", "customer": "cus_existing",
         "cancel_at_period_end": cancel_at_period_end,
@@ -181,7 +188,7 @@ fn stripe_subscription(id: &str, item: &str, price: &str, cancel_at_period_end: 
     })
 }
 
-async fn mount_checkout(stripe: &MockServer) {
+pub(crate) async fn mount_checkout(stripe: &MockServer) {
     Mock::given(method("POST"))
         .and(path("/v1/customers"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "cus_new", "object": "customer"})))

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod billing;
+mod billing_money;
 mod events;
 mod fake_replicate;
 mod images_create;

@@ -15,18 +15,19 @@ use uuid::Uuid;
 use crate::support::*;
 
 const WEBHOOK: &str = "/api/v1/stripe/webhook";
-const SECRET: &str = "whsec_test_5f0c2d9a1b7e4c3f8a6d";
+pub(crate) const SECRET: &str = "whsec_test_5f0c2d9a1b7e4c3f8a6d";
 const ALICE: &str = "auth0|alice";
 const BOB: &str = "auth0|bob";
 const PRO_PRICE: &str = "price_1PRO0webhooktest";
 const BUSINESS_PRICE: &str = "price_1BIZ0webhooktest";
-const DAY: i64 = 86_400;
+pub(crate) const DAY: i64 = 86_400;
 
-fn webhook_state(app: &TestApp, secret: Option<&str>) -> WebhookState {
+pub(crate) fn webhook_state(app: &TestApp, secret: Option<&str>) -> WebhookState {
     WebhookState {
         web: web_config(),
         db: app.db.clone(),
         webhook_secret: secret.map(Secret::new),
+        stripe: None,
     }
 }
 
@@ -48,12 +49,12 @@ fn v1(secret: &str, timestamp: i64, body: &str) -> String {
         .collect()
 }
 
-fn signed_header(body: &str) -> String {
+pub(crate) fn signed_header(body: &str) -> String {
     format!("t={},v1={}", now(), v1(SECRET, now(), body))
 }
 
 /// A Stripe event envelope around `object`.
-fn event(id: &str, kind: &str, created: i64, object: Value) -> String {
+pub(crate) fn event(id: &str, kind: &str, created: i64, object: Value) -> String {
     json!({
         "id": id,
         "object": "event",
@@ -77,17 +78,17 @@ async fn deliver_with(state: &WebhookState, body: &str, header: Option<String>) 
 }
 
 /// Delivers a correctly signed event.
-async fn deliver(state: &WebhookState, body: &str) -> TestResponse {
+pub(crate) async fn deliver(state: &WebhookState, body: &str) -> TestResponse {
     deliver_with(state, body, Some(signed_header(body))).await
 }
 
 #[track_caller]
-fn assert_received(response: &TestResponse) {
+pub(crate) fn assert_received(response: &TestResponse) {
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     assert_eq!(response.json(), json!({ "received": true }));
 }
 
-async fn processed(db: &PgPool, event_id: &str) -> i64 {
+pub(crate) async fn processed(db: &PgPool, event_id: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE source = 'stripe' AND event_id = $1")
         .bind(event_id)
         .fetch_one(db)
@@ -102,7 +103,7 @@ async fn processed_total(db: &PgPool) -> i64 {
         .unwrap()
 }
 
-async fn user(db: &PgPool, sub: &str) -> Uuid {
+pub(crate) async fn user(db: &PgPool, sub: &str) -> Uuid {
     shared::db::users::ensure_by_sub(db, sub).await.unwrap().id
 }
 
@@ -127,24 +128,24 @@ async fn sync_plans(db: &PgPool) {
 /// Where a subscription's current period is: top level (API versions before 2025-03-31.basil) or
 /// on its items (since).
 #[derive(Clone, Copy)]
-enum PeriodShape {
+pub(crate) enum PeriodShape {
     TopLevel,
     OnItems,
 }
 
-struct Sub<'a> {
-    id: &'a str,
-    customer: &'a str,
-    status: &'a str,
-    price: &'a str,
-    period: (i64, i64),
-    shape: PeriodShape,
-    user_id: Option<Uuid>,
-    cancel_at_period_end: bool,
+pub(crate) struct Sub<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) customer: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) price: &'a str,
+    pub(crate) period: (i64, i64),
+    pub(crate) shape: PeriodShape,
+    pub(crate) user_id: Option<Uuid>,
+    pub(crate) cancel_at_period_end: bool,
 }
 
 impl<'a> Sub<'a> {
-    fn new(id: &'a str, customer: &'a str, user_id: Option<Uuid>) -> Self {
+    pub(crate) fn new(id: &'a str, customer: &'a str, user_id: Option<Uuid>) -> Self {
         Sub {
             id,
             customer,
@@ -157,7 +158,7 @@ impl<'a> Sub<'a> {
         }
     }
 
-    fn object(&self) -> Value {
+    pub(crate) fn object(&self) -> Value {
         let (start, end) = self.period;
         let mut item = json!({
             "id": format!("si_{}", &self.id[4..]),
@@ -205,17 +206,17 @@ impl<'a> Sub<'a> {
 }
 
 #[derive(sqlx::FromRow, Debug)]
-struct SubscriptionRow {
-    user_id: Uuid,
-    status: String,
-    price_id: Option<String>,
-    current_period_start: Option<DateTime<Utc>>,
-    current_period_end: Option<DateTime<Utc>>,
-    cancel_at_period_end: bool,
-    canceled_at: Option<DateTime<Utc>>,
+pub(crate) struct SubscriptionRow {
+    pub(crate) user_id: Uuid,
+    pub(crate) status: String,
+    pub(crate) price_id: Option<String>,
+    pub(crate) current_period_start: Option<DateTime<Utc>>,
+    pub(crate) current_period_end: Option<DateTime<Utc>>,
+    pub(crate) cancel_at_period_end: bool,
+    pub(crate) canceled_at: Option<DateTime<Utc>>,
 }
 
-async fn subscription_rows(db: &PgPool, stripe_id: &str) -> Vec<SubscriptionRow> {
+pub(crate) async fn subscription_rows(db: &PgPool, stripe_id: &str) -> Vec<SubscriptionRow> {
     sqlx::query_as(
         "SELECT user_id, status, price_id, current_period_start, current_period_end, cancel_at_period_end, canceled_at \
          FROM subscriptions WHERE stripe_subscription_id = $1",
@@ -226,7 +227,7 @@ async fn subscription_rows(db: &PgPool, stripe_id: &str) -> Vec<SubscriptionRow>
     .unwrap()
 }
 
-async fn usage(app: &TestApp, sub: &str) -> Value {
+pub(crate) async fn usage(app: &TestApp, sub: &str) -> Value {
     let response = call("GET", "/api/v1/billing/usage")
         .bearer(&app.token(sub))
         .send(&app.api, &app.api.web, billing_usage::handle)

@@ -5,6 +5,9 @@
 //! upgrade-subscription, so a user never holds two. So does a user whose subscription is
 //! past due, unpaid or paused: that one is settled in the billing portal. Nothing about the subscription is stored
 //! here; the webhook records it once Stripe confirms payment.
+//!
+//! The customer's earlier open sessions are expired once the new one exists, so two tabs cannot
+//! both be paid (`billing_routes::expire_earlier_checkouts`; the webhook is the backstop).
 
 use shared::ApiError;
 use shared::billing_routes::{self, PlanBody};
@@ -55,6 +58,7 @@ pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
             &billing_routes::checkout_key(&user, &plan.code),
         )
         .await?;
+    billing_routes::expire_earlier_checkouts(stripe, &customer, &session).await;
     ok(&CheckoutView {
         url: session.url,
         session_id: session.id,

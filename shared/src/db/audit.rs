@@ -1,5 +1,6 @@
 //! The admin audit trail (`admin_audit_log`, append-only): who changed which operator setting or
-//! role, when, from what to what. Secret values never reach it.
+//! role, when, from what to what; and what the system did on its own with money (the Stripe
+//! webhook cancelling a duplicate subscription). Secret values never reach it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,6 +17,8 @@ pub enum AuditAction {
     ModelConfigUpdate,
     SettingUpdate,
     UserRoleUpdate,
+    /// The Stripe webhook cancelled (and refunded) a user's second current subscription.
+    SubscriptionCancelDuplicate,
 }
 
 impl AuditAction {
@@ -25,6 +28,7 @@ impl AuditAction {
             AuditAction::ModelConfigUpdate => "model.config.update",
             AuditAction::SettingUpdate => "setting.update",
             AuditAction::UserRoleUpdate => "user.role.update",
+            AuditAction::SubscriptionCancelDuplicate => "billing.subscription.cancel_duplicate",
         }
     }
 }
@@ -32,9 +36,9 @@ impl AuditAction {
 /// Who made a change.
 #[derive(Debug, Clone)]
 pub struct AuditActor {
-    /// The admin's user id; `None` for operator tools.
+    /// The admin's user id; `None` for operator tools and the system.
     pub user_id: Option<Uuid>,
-    /// The admin's Auth0 sub, or `operator:<tool>`.
+    /// The admin's Auth0 sub, `operator:<tool>`, or `system:<function>` (e.g. the Stripe webhook).
     pub label: String,
     /// The API Gateway (or Lambda) request id of the change.
     pub request_id: Option<String>,

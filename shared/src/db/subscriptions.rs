@@ -100,11 +100,21 @@ pub enum UpsertOutcome {
     Stale,
 }
 
-/// Mirrors a subscription from a webhook event, unless the row already holds the state of a newer
-/// event. Equal event timestamps apply (Stripe's `created` has one-second resolution, so ties are
-/// common and the later delivery is usually the later change). A terminal status (`canceled`,
-/// `incomplete_expired`: Stripe never leaves them) is never overwritten, whatever comes later.
-/// The owner of an existing row never changes.
+/// Mirrors a subscription from a webhook event, unless that would move the row backwards:
+///
+/// * an event older than the stored state (its `created` is earlier) is not applied;
+/// * a terminal status (`canceled`, `incomplete_expired`: Stripe never leaves them) is never
+///   overwritten, whatever comes later;
+/// * `incomplete` never replaces another status (every subscription starts there and none
+///   returns to it), even from a newer event;
+/// * on a tie (the same `created` second, common: Checkout sends `created` and `updated` within
+///   one), the event applies only if its status is not earlier in the lifecycle than the stored
+///   one (SQL `subscription_status_rank`: incomplete < trialing = active < past_due = paused <
+///   unpaid < canceled). A newer event may move backwards where Stripe does (past_due → active
+///   after a successful payment).
+///
+/// `current_since` keeps the `created` of the first event that showed the subscription active or
+/// trialing. The owner of an existing row never changes.
 pub async fn upsert_from_stripe(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -112,16 +122,22 @@ pub async fn upsert_from_stripe(
 ) -> Result<UpsertOutcome, sqlx::Error> {
     const SQL: &str = "INSERT INTO subscriptions AS s (user_id, stripe_subscription_id, stripe_customer_id, status, \
              price_id, current_period_start, current_period_end, cancel_at_period_end, cancel_at, canceled_at, \
-             stripe_event_created) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             stripe_event_created, current_since) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 CASE WHEN $4 IN ('active', 'trialing') THEN $11::timestamptz END) \
          ON CONFLICT (stripe_subscription_id) DO UPDATE SET \
              stripe_customer_id = COALESCE(EXCLUDED.stripe_customer_id, s.stripe_customer_id), \
              status = EXCLUDED.status, price_id = EXCLUDED.price_id, \
              current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end, \
              cancel_at_period_end = EXCLUDED.cancel_at_period_end, cancel_at = EXCLUDED.cancel_at, \
-             canceled_at = EXCLUDED.canceled_at, stripe_event_created = EXCLUDED.stripe_event_created \
+             canceled_at = EXCLUDED.canceled_at, stripe_event_created = EXCLUDED.stripe_event_created, \
+             current_since = COALESCE(s.current_since, EXCLUDED.current_since) \
          WHERE s.status NOT IN ('canceled', 'incomplete_expired') \
-           AND (s.stripe_event_created IS NULL OR s.stripe_event_created <= EXCLUDED.stripe_event_created) \
+           AND NOT (EXCLUDED.status = 'incomplete' AND s.status <> 'incomplete') \
+           AND (s.stripe_event_created IS NULL \
+                OR s.stripe_event_created < EXCLUDED.stripe_event_created \
+                OR (s.stripe_event_created = EXCLUDED.stripe_event_created \
+                    AND subscription_status_rank(EXCLUDED.status) >= subscription_status_rank(s.status))) \
          RETURNING (xmax = 0) AS inserted";
     let inserted: Option<bool> = sqlx::query_scalar(SQL)
         .bind(user_id)
@@ -142,6 +158,58 @@ pub async fn upsert_from_stripe(
         Some(false) => UpsertOutcome::Updated,
         None => UpsertOutcome::Stale,
     })
+}
+
+/// Serializes the webhook's subscription changes for one user (a row lock on the user until the
+/// transaction ends), so two deliveries about two different subscriptions cannot each miss the
+/// other and leave the user with two current ones.
+pub async fn lock_owner(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A current (active or trialing) subscription, in the order the webhook keeps them.
+#[derive(Debug, Clone, FromRow)]
+pub struct CurrentSubscription {
+    pub stripe_subscription_id: String,
+    pub status: String,
+    pub price_id: Option<String>,
+    pub current_since: Option<DateTime<Utc>>,
+}
+
+/// The user's current subscriptions, the one that became current first first (then by row age and
+/// id, so the order is total).
+pub async fn current_in_order(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<CurrentSubscription>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT stripe_subscription_id, status, price_id, current_since FROM subscriptions \
+         WHERE user_id = $1 AND status IN ('active', 'trialing') \
+         ORDER BY current_since ASC NULLS LAST, created_at ASC, stripe_subscription_id ASC",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Marks a subscription canceled now that Stripe confirmed it (the webhook cancelled it). Its own
+/// `customer.subscription.deleted` event follows and changes nothing: `canceled` is terminal.
+pub async fn mark_canceled(
+    conn: &mut PgConnection,
+    stripe_subscription_id: &str,
+    canceled_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE subscriptions SET status = 'canceled', canceled_at = COALESCE(canceled_at, $2), \
+             cancel_at_period_end = false \
+         WHERE stripe_subscription_id = $1",
+    )
+    .bind(stripe_subscription_id)
+    .bind(canceled_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The owner of a subscription already mirrored, if any.

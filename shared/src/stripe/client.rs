@@ -189,7 +189,8 @@ const UNAVAILABLE: &str = "Billing is temporarily unavailable. Please try again 
 
 /// The one mapping of Stripe failures to API answers.
 ///
-/// * our key refused (401/403): 503, logged as an error (an operator must fix the key);
+/// * our key refused (401/403): 503 with the generic text (logged at ERROR with
+///   `error_code = "stripe_auth"` and counted as `StripeAuthFailures` when it arrived);
 /// * throttled (429), Stripe's own failures (5xx), no answer, or an answer we cannot read: 503;
 /// * card declined (`card_error`, 402): 409 naming the decline code;
 /// * a concurrent request with the same idempotency key (`idempotency_error`, 409): 409, retry;
@@ -217,10 +218,9 @@ impl From<StripeError> for ApiError {
         let status = *status;
         let code = safe_code(code.as_deref());
         match (status, kind.as_str()) {
-            (401 | 403, _) => {
-                tracing::error!(error = %err, "Stripe refused our API key: check STRIPE_SECRET_KEY");
-                ApiError::unavailable(UNAVAILABLE, err)
-            }
+            // Already logged at ERROR and counted where the answer arrived (`report_auth_failure`):
+            // an operator fault, never the user's, so the user reads the generic text only.
+            (401 | 403, _) => ApiError::unavailable(UNAVAILABLE, err),
             (429, _) => ApiError::unavailable("Billing is busy right now. Please try again in a moment.", err),
             // Stripe itself failed: a bad gateway, worth retrying later.
             (500.., _) => ApiError::BadGateway {
@@ -266,6 +266,32 @@ fn log_refusal(err: &StripeError) {
 pub struct CheckoutSession {
     pub id: String,
     pub url: String,
+    /// Unix seconds, when Stripe answered with it.
+    pub created: Option<i64>,
+}
+
+/// An open Checkout Session of a customer, as `GET /v1/checkout/sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OpenCheckoutSession {
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// What paid an invoice: a PaymentIntent or, for older charges without one, a Charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvoicePayment {
+    PaymentIntent(String),
+    Charge(String),
+}
+
+/// What [`Stripe::refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// A refund exists for the payment (this call's, or the one a repeat of this call made).
+    Refunded(String),
+    /// Stripe says the payment was already refunded in full.
+    AlreadyRefunded,
 }
 
 /// A subscription as Stripe has it now.
@@ -279,6 +305,8 @@ pub struct Subscription {
     /// value when present, else the first item's.
     pub current_period_end: Option<i64>,
     pub items: Vec<SubscriptionItem>,
+    /// The id of the subscription's most recent invoice.
+    pub latest_invoice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +331,8 @@ struct IdOnly {
 struct RawSession {
     id: String,
     url: Option<String>,
+    #[serde(default)]
+    created: Option<i64>,
 }
 
 /// A field Stripe returns as an id, or as the object when expanded.
@@ -331,6 +361,23 @@ struct RawSubscription {
     #[serde(default)]
     current_period_end: Option<i64>,
     items: RawList<RawItem>,
+    #[serde(default)]
+    latest_invoice: Option<Expandable>,
+}
+
+#[derive(Deserialize)]
+struct RawInvoicePayment {
+    #[serde(default)]
+    status: Option<String>,
+    payment: RawPaymentRef,
+}
+
+#[derive(Deserialize)]
+struct RawPaymentRef {
+    #[serde(default)]
+    payment_intent: Option<Expandable>,
+    #[serde(default)]
+    charge: Option<Expandable>,
 }
 
 #[derive(Deserialize)]
@@ -367,6 +414,7 @@ impl From<RawSubscription> for Subscription {
             customer: raw.customer.into_id(),
             cancel_at_period_end: raw.cancel_at_period_end,
             items,
+            latest_invoice: raw.latest_invoice.map(Expandable::into_id),
         }
     }
 }
@@ -441,7 +489,97 @@ impl Stripe {
             status: 200,
             detail: "checkout session without a url".into(),
         })?;
-        Ok(CheckoutSession { id: session.id, url })
+        Ok(CheckoutSession {
+            id: session.id,
+            url,
+            created: session.created,
+        })
+    }
+
+    /// `GET /v1/checkout/sessions?customer=…&status=open`: the customer's sessions that can still
+    /// be paid (at most 100, newest first).
+    pub async fn list_open_checkout_sessions(&self, customer: &str) -> Result<Vec<OpenCheckoutSession>, StripeError> {
+        let mut url = self.endpoint(&["checkout", "sessions"])?;
+        url.query_pairs_mut()
+            .append_pair("customer", checked_id(customer)?)
+            .append_pair("status", "open")
+            .append_pair("limit", "100");
+        let list: RawList<OpenCheckoutSession> = self.send(Method::GET, url, None).await?;
+        Ok(list.data)
+    }
+
+    /// `POST /v1/checkout/sessions/{id}/expire`: the session can no longer be paid. Stripe refuses
+    /// (400) a session that is not open any more (completed or already expired).
+    pub async fn expire_checkout_session(&self, session_id: &str) -> Result<(), StripeError> {
+        let key = IdempotencyKey::derived("expire", &[session_id]);
+        let _: IdOnly = self
+            .post(
+                &["checkout", "sessions", checked_id(session_id)?, "expire"],
+                &Form::new(),
+                &key,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/subscriptions/{id}`: cancels now (no proration, no final invoice). Cancelling
+    /// a subscription that is already canceled is not an error here: Stripe refuses it, so the
+    /// subscription is read back and returned when it is canceled.
+    pub async fn cancel_subscription_now(&self, subscription_id: &str) -> Result<Subscription, StripeError> {
+        let url = self.endpoint(&["subscriptions", checked_id(subscription_id)?])?;
+        match self.send::<RawSubscription>(Method::DELETE, url, None).await {
+            Ok(raw) => Ok(raw.into()),
+            Err(err @ StripeError::Api { status: 400 | 404, .. }) => {
+                let now = self.retrieve_subscription(subscription_id).await?;
+                if matches!(now.status.as_str(), "canceled" | "incomplete_expired") {
+                    Ok(now)
+                } else {
+                    Err(err)
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `GET /v1/invoice_payments?invoice=…&status=paid`: what paid the invoice (API versions
+    /// from 2025-03-31.basil keep payments here, not on the invoice).
+    pub async fn paid_invoice_payments(&self, invoice_id: &str) -> Result<Vec<InvoicePayment>, StripeError> {
+        let mut url = self.endpoint(&["invoice_payments"])?;
+        url.query_pairs_mut()
+            .append_pair("invoice", checked_id(invoice_id)?)
+            .append_pair("status", "paid")
+            .append_pair("limit", "100");
+        let list: RawList<RawInvoicePayment> = self.send(Method::GET, url, None).await?;
+        Ok(list
+            .data
+            .into_iter()
+            .filter(|payment| payment.status.as_deref().is_none_or(|status| status == "paid"))
+            .filter_map(
+                |payment| match (payment.payment.payment_intent, payment.payment.charge) {
+                    (Some(intent), _) => Some(InvoicePayment::PaymentIntent(intent.into_id())),
+                    (None, Some(charge)) => Some(InvoicePayment::Charge(charge.into_id())),
+                    (None, None) => None,
+                },
+            )
+            .collect())
+    }
+
+    /// `POST /v1/refunds` for the whole of one payment. The key is derived from the payment, so
+    /// a repeat (a retried webhook delivery) gets the first refund back instead of a second one.
+    pub async fn refund(&self, payment: &InvoicePayment, reason: &str) -> Result<RefundOutcome, StripeError> {
+        let (field, id) = match payment {
+            InvoicePayment::PaymentIntent(id) => ("payment_intent", id.as_str()),
+            InvoicePayment::Charge(id) => ("charge", id.as_str()),
+        };
+        let form = Form::new().field(field, checked_id(id)?).field("reason", reason);
+        let key = IdempotencyKey::derived("refund", &[id]);
+        match self.post::<IdOnly>(&["refunds"], &form, &key).await {
+            Ok(refund) => Ok(RefundOutcome::Refunded(refund.id)),
+            Err(StripeError::Api { code: Some(code), .. }) if code == "charge_already_refunded" => {
+                Ok(RefundOutcome::AlreadyRefunded)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// `GET /v1/subscriptions/{id}`.
@@ -528,6 +666,8 @@ impl Stripe {
         url: Url,
         form: Option<(&Form, &IdempotencyKey)>,
     ) -> Result<T, StripeError> {
+        let path = url.path().to_string();
+        let path = path.as_str();
         let mut request = self
             .http
             .request(method, url)
@@ -566,9 +706,32 @@ impl Stripe {
                 detail: format!("not the expected object ({e})"),
             })
         } else {
+            if matches!(status.as_u16(), 401 | 403) {
+                report_auth_failure(status.as_u16(), path);
+            }
             Err(api_error(status, &body))
         }
     }
+}
+
+/// The error code of every log line about Stripe refusing our key, for log searches and alarms.
+pub const AUTH_ERROR_CODE: &str = "stripe_auth";
+/// The CloudWatch metric counting those refusals (namespace [`crate::metrics::NAMESPACE`],
+/// dimension `Stack`); template.yaml's `StripeAuthFailuresAlarm` watches it.
+pub const AUTH_FAILURE_METRIC: crate::metrics::Counter = crate::metrics::Counter::StripeAuthFailures;
+
+/// Stripe refused our key (401: missing, revoked or rotated; 403: a restricted key without the
+/// permission this call needs). Nothing a user can do about it: an operator must fix the key, so
+/// it is logged at ERROR with a stable code and counted for the alarm, on every Stripe call (the
+/// routes and the webhook alike).
+fn report_auth_failure(status: u16, path: &str) {
+    tracing::error!(
+        error_code = AUTH_ERROR_CODE,
+        status,
+        path,
+        "Stripe refused our API key: check STRIPE_SECRET_KEY and its permissions"
+    );
+    crate::metrics::count(AUTH_FAILURE_METRIC, 1);
 }
 
 /// What [`Stripe::create_checkout_session`] needs.

@@ -6,7 +6,12 @@
 //!   (its checkout.session.completed has not arrived) — rolls everything back and is answered 503,
 //!   so Stripe delivers the event again later.
 //! * Ordering: rows remember the `created` of the newest event applied to them; an older event
-//!   never overwrites them (see `db::subscriptions::upsert_from_stripe`).
+//!   never overwrites them, and a tie never moves a subscription backwards in its lifecycle (see
+//!   `db::subscriptions::upsert_from_stripe`).
+//! * One subscription per user: a second current subscription is cancelled at Stripe (and its
+//!   payment refunded) before the event is recorded, with an audit entry ([`cancel_duplicates`]).
+//! * An event nobody here can be linked to is retried (503) while it is younger than
+//!   [`UNLINKED_EVENT_GRACE`], then recorded and acknowledged.
 //!
 //! The objects are read in the shape of API version [`super::STRIPE_VERSION`] and the older one
 //! the earlier system used: the subscription period is read at the top level or, failing that,
@@ -22,8 +27,11 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::db::audit::{self, AuditAction, AuditActor, AuditRecord};
 use crate::db::invoices::{self, StripeInvoiceState};
 use crate::db::subscriptions::{self, StripeSubscriptionState, UpsertOutcome};
+use crate::stripe::Stripe;
+use crate::stripe::client::{RefundOutcome, StripeError};
 
 pub use signature::{SignatureError, TOLERANCE_SECONDS};
 
@@ -31,6 +39,17 @@ pub use signature::{SignatureError, TOLERANCE_SECONDS};
 /// who can reach the URL.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// How long an event that concerns nobody here yet is answered 503 (so Stripe retries it). The
+/// wait covers the one race there is: a subscription or invoice event overtaking what links its
+/// customer (create-checkout stores the customer before the session exists and names the user in
+/// the subscription's metadata, so in practice the window is a failed write and a retry). An
+/// event still unlinked once this old is for a customer this app never created (the dashboard,
+/// `stripe trigger`, another integration on the account): it is recorded, with its payload, and
+/// answered 200, instead of failing for Stripe's three days of retries.
+pub const UNLINKED_EVENT_GRACE: chrono::Duration = chrono::Duration::minutes(30);
+
+/// Who the audit trail names for what the webhook does on its own.
+pub const WEBHOOK_ACTOR: &str = "system:stripe-webhook";
 /// The statuses of a Stripe subscription (the table's CHECK lists the same).
 const SUBSCRIPTION_STATUSES: [&str; 8] = [
     "incomplete",
@@ -55,6 +74,9 @@ pub enum Outcome {
     Ignored,
     /// Already recorded by an earlier delivery; nothing was done.
     Duplicate,
+    /// Recorded without effect: it concerns a customer or subscription no user here is linked
+    /// to, and it is older than [`UNLINKED_EVENT_GRACE`].
+    Unlinked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +90,25 @@ pub enum WebhookError {
     NotLinked(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A call to Stripe the event needs (cancelling a duplicate subscription) failed. Not
+    /// recorded, so Stripe's retry does it again (the calls are safe to repeat).
+    #[error("Stripe call failed: {0}")]
+    Stripe(Box<StripeError>),
+}
+
+impl From<StripeError> for WebhookError {
+    fn from(err: StripeError) -> Self {
+        WebhookError::Stripe(Box::new(err))
+    }
 }
 
 impl WebhookError {
     /// Worth Stripe's retry: the same delivery may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, WebhookError::NotLinked(_) | WebhookError::Database(_))
+        matches!(
+            self,
+            WebhookError::NotLinked(_) | WebhookError::Database(_) | WebhookError::Stripe(_)
+        )
     }
 }
 
@@ -173,8 +208,9 @@ struct SubscriptionDetails {
     metadata: Option<serde_json::Map<String, Value>>,
 }
 
-/// Records and applies one verified delivery, all in one transaction.
-pub async fn process(db: &PgPool, payload: &[u8]) -> Result<Outcome, WebhookError> {
+/// Records and applies one verified delivery, all in one transaction. `stripe` is used to cancel
+/// a user's second subscription (without it, a duplicate is only logged).
+pub async fn process(db: &PgPool, stripe: Option<&Stripe>, payload: &[u8]) -> Result<Outcome, WebhookError> {
     let document: Value = serde_json::from_slice(payload)
         .map_err(|e| WebhookError::InvalidEvent(format!("the body is not JSON ({e})")))?;
     let event: Event = parse(document.clone(), "event")?;
@@ -199,23 +235,69 @@ pub async fn process(db: &PgPool, payload: &[u8]) -> Result<Outcome, WebhookErro
         tracing::info!(event_id = %event.id, event_type = %event.kind, "duplicate Stripe event ignored");
         return Ok(Outcome::Duplicate);
     }
-    let outcome = apply(&mut tx, &event, created).await.inspect_err(|err| {
-        tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %err, "Stripe event not applied");
-    })?;
+    let outcome = match apply(&mut tx, stripe, &event, created).await {
+        Ok(outcome) => outcome,
+        Err(WebhookError::NotLinked(what)) if Utc::now() - created > UNLINKED_EVENT_GRACE => {
+            // Nothing was written before the lookup failed, but start clean anyway: only the
+            // recording itself is kept.
+            tx.rollback().await?;
+            return record_unlinked(db, &event, &document, &what).await;
+        }
+        Err(err) => {
+            tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %err, "Stripe event not applied");
+            return Err(err);
+        }
+    };
     tx.commit().await?;
     tracing::info!(event_id = %event.id, event_type = %event.kind, ?outcome, "Stripe event processed");
     Ok(outcome)
 }
 
-async fn apply(conn: &mut PgConnection, event: &Event, created: DateTime<Utc>) -> Result<Outcome, WebhookError> {
+/// Records an event past [`UNLINKED_EVENT_GRACE`] that still concerns nobody here, so that it is
+/// acknowledged (and kept, payload included, for an operator) rather than retried for days.
+async fn record_unlinked(db: &PgPool, event: &Event, document: &Value, what: &str) -> Result<Outcome, WebhookError> {
+    let recorded = sqlx::query_scalar::<_, Uuid>(
+        "INSERT INTO processed_events (source, event_id, type, payload) VALUES ('stripe', $1, $2, $3) \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(&event.id)
+    .bind(&event.kind)
+    .bind(document)
+    .fetch_optional(db)
+    .await?;
+    if recorded.is_none() {
+        return Ok(Outcome::Duplicate);
+    }
+    tracing::warn!(
+        error_code = "stripe_event_unlinked",
+        event_id = %event.id,
+        event_type = %event.kind,
+        subject = what,
+        "Stripe event for a customer no user is linked to, past the grace period: recorded, not applied"
+    );
+    Ok(Outcome::Unlinked)
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    stripe: Option<&Stripe>,
+    event: &Event,
+    created: DateTime<Utc>,
+) -> Result<Outcome, WebhookError> {
     let object = event.data.object.clone();
+    let subscription_event = |deleted| SubscriptionEvent {
+        stripe,
+        event_id: &event.id,
+        created,
+        deleted,
+    };
     match event.kind.as_str() {
         "checkout.session.completed" => checkout_completed(conn, parse(object, "checkout session")?).await,
         "customer.subscription.created" | "customer.subscription.updated" => {
-            subscription_changed(conn, parse(object, "subscription")?, created, false).await
+            subscription_changed(conn, parse(object, "subscription")?, subscription_event(false)).await
         }
         "customer.subscription.deleted" => {
-            subscription_changed(conn, parse(object, "subscription")?, created, true).await
+            subscription_changed(conn, parse(object, "subscription")?, subscription_event(true)).await
         }
         "invoice.paid" | "invoice.payment_succeeded" => {
             invoice_changed(conn, parse(object, "invoice")?, created, "paid").await
@@ -319,12 +401,24 @@ async fn user_from_metadata(
     Ok(user_exists(conn, user_id).await?.then_some(user_id))
 }
 
+/// The delivery a subscription change came in.
+struct SubscriptionEvent<'a> {
+    stripe: Option<&'a Stripe>,
+    event_id: &'a str,
+    created: DateTime<Utc>,
+    deleted: bool,
+}
+
 async fn subscription_changed(
     conn: &mut PgConnection,
     subscription: StripeSubscription,
-    event_created: DateTime<Utc>,
-    deleted: bool,
+    event: SubscriptionEvent<'_>,
 ) -> Result<Outcome, WebhookError> {
+    let SubscriptionEvent {
+        created: event_created,
+        deleted,
+        ..
+    } = event;
     let status = if deleted {
         "canceled"
     } else {
@@ -370,6 +464,9 @@ async fn subscription_changed(
             .await?
             .ok_or_else(|| WebhookError::NotLinked(format!("subscription {}", subscription.id)))?,
     };
+    // Changes to one user's subscriptions are applied one at a time, so the duplicate check
+    // below always sees the other subscription's committed row.
+    subscriptions::lock_owner(conn, user_id).await?;
     let state = StripeSubscriptionState {
         stripe_subscription_id: &subscription.id,
         stripe_customer_id: customer,
@@ -382,13 +479,104 @@ async fn subscription_changed(
         canceled_at: optional_timestamp(subscription.canceled_at),
         event_created,
     };
-    Ok(match subscriptions::upsert_from_stripe(conn, user_id, &state).await? {
-        UpsertOutcome::Inserted | UpsertOutcome::Updated => Outcome::Applied,
-        UpsertOutcome::Stale => {
-            tracing::info!(subscription = %subscription.id, "older subscription event not applied over newer state");
-            Outcome::Stale
+    match subscriptions::upsert_from_stripe(conn, user_id, &state).await? {
+        UpsertOutcome::Inserted | UpsertOutcome::Updated => {
+            if matches!(status, "active" | "trialing") {
+                cancel_duplicates(conn, user_id, &event).await?;
+            }
+            Ok(Outcome::Applied)
         }
-    })
+        UpsertOutcome::Stale => {
+            tracing::info!(subscription = %subscription.id, "event not applied: older than, or behind, the stored state");
+            Ok(Outcome::Stale)
+        }
+    }
+}
+
+/// A user holds at most one current subscription: create-checkout refuses a subscriber and
+/// expires earlier sessions, but two sessions paid at once (two tabs) still make two. The one
+/// that became current first (`current_since`, the `created` of the event that first showed it
+/// active, so the choice does not depend on delivery order) is kept; every other current one is
+/// refunded in full at Stripe (the payments of its latest invoice) and then cancelled, marked
+/// canceled here and written to the audit trail, all before the event is recorded. A Stripe
+/// failure fails the delivery (503); the retry repeats the calls safely (the refund key is derived
+/// from the payment, an already canceled subscription is not cancelled again).
+async fn cancel_duplicates(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    event: &SubscriptionEvent<'_>,
+) -> Result<(), WebhookError> {
+    let current = subscriptions::current_in_order(conn, user_id).await?;
+    let Some((kept, duplicates)) = current.split_first() else {
+        return Ok(());
+    };
+    for duplicate in duplicates {
+        let Some(stripe) = event.stripe else {
+            tracing::error!(
+                error_code = "stripe_duplicate_subscription",
+                %user_id,
+                kept = %kept.stripe_subscription_id,
+                duplicate = %duplicate.stripe_subscription_id,
+                "a second current subscription, and no Stripe key to cancel it"
+            );
+            continue;
+        };
+        // Refund first, cancel last. Once the cancellation is done, Stripe's own
+        // `customer.subscription.deleted` may be applied before this delivery is retried, and
+        // the retry then finds the subscription canceled and nothing to do: every other step
+        // must be done by then. (A refund repeated by a retry gets the first refund back.)
+        let id = duplicate.stripe_subscription_id.as_str();
+        let at_stripe = stripe.retrieve_subscription(id).await?;
+        let invoice = at_stripe.latest_invoice.clone();
+        let mut refunds = Vec::new();
+        if let Some(invoice) = &invoice {
+            for payment in stripe.paid_invoice_payments(invoice).await? {
+                refunds.push(match stripe.refund(&payment, "duplicate").await? {
+                    RefundOutcome::Refunded(id) => Value::String(id),
+                    RefundOutcome::AlreadyRefunded => Value::String("already_refunded".into()),
+                });
+            }
+        }
+        let canceled = if matches!(at_stripe.status.as_str(), "canceled" | "incomplete_expired") {
+            at_stripe
+        } else {
+            stripe.cancel_subscription_now(id).await?
+        };
+        subscriptions::mark_canceled(conn, &duplicate.stripe_subscription_id, event.created).await?;
+        let actor = AuditActor {
+            user_id: None,
+            label: WEBHOOK_ACTOR.into(),
+            request_id: Some(event.event_id.to_string()),
+        };
+        audit::record(
+            conn,
+            AuditRecord {
+                action: AuditAction::SubscriptionCancelDuplicate,
+                target: &duplicate.stripe_subscription_id,
+                actor: &actor,
+                before: serde_json::json!({
+                    "user_id": user_id,
+                    "status": duplicate.status,
+                    "price_id": duplicate.price_id,
+                    "kept_subscription": kept.stripe_subscription_id,
+                }),
+                after: serde_json::json!({
+                    "status": canceled.status,
+                    "latest_invoice": invoice,
+                    "refunds": refunds,
+                }),
+            },
+        )
+        .await?;
+        tracing::warn!(
+            %user_id,
+            kept = %kept.stripe_subscription_id,
+            canceled = %duplicate.stripe_subscription_id,
+            refunds = refunds.len(),
+            "second current subscription cancelled and refunded"
+        );
+    }
+    Ok(())
 }
 
 async fn invoice_changed(

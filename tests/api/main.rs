@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod billing;
+mod deleted_images;
 mod events;
 mod images_create;
 mod images_read;
@@ -21,3 +22,4 @@ mod support;
 mod uploads;
 mod usage;
 mod worker;
+mod worker_output;

@@ -535,7 +535,12 @@ pub async fn spawn_worker_with(db: PgPool, config: shared::worker::WorkerConfig,
             max_attempts: 4,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
-        });
+        })
+        // The fake serves the output files too (`file_url`): allowed explicitly, as the default
+        // allowlist is https from replicate.delivery only.
+        .with_output_policy(shared::replicate::OutputPolicy::local_origin(
+            &replicate.uri().parse().unwrap(),
+        ));
         shared::worker::Provider::Replicate(client)
     };
     let worker = shared::worker::Worker {

@@ -361,9 +361,12 @@ pub fn group_by_original(views: Vec<ImageView>) -> Vec<ImageGroup> {
 /// Creates images and their jobs for validated requests, all or nothing:
 ///
 /// 0. unless an operator paused staging (`staging_enabled` is false: 503, nothing reserved);
-/// 1. every original is HEAD-checked in storage (present, ≤ 10 MiB, the type its key says);
-/// 2. one transaction checks every project is the caller's (404 otherwise), reserves allowance
-///    for every image (402 when it does not all fit), inserts the images and jobs;
+/// 1. one transaction takes each original's lock (`db::images::lock_original`, shared with the
+///    reconciler's purge) and HEAD-checks it in storage (present, ≤ 10 MiB, the type its key
+///    says): an original a purge deleted is reported gone (422), and one that is present cannot
+///    be purged until the new images that use it are committed;
+/// 2. the same transaction checks every project is the caller's (404 otherwise), reserves
+///    allowance for every image (402 when it does not all fit), inserts the images and jobs;
 /// 3. after commit, one SQS message per job; jobs SQS did not accept stay `enqueued_at IS NULL`
 ///    for the reconciler to re-send, and the request still succeeds (the work is recorded).
 pub async fn create_images(
@@ -374,7 +377,9 @@ pub async fn create_images(
     requests: Vec<ImageRequest>,
     field_prefix: impl Fn(usize) -> String,
 ) -> Result<Vec<Image>, ApiError> {
-    use crate::db::images::{NewImage, insert_with_jobs, mark_enqueued, owned_live_projects};
+    use crate::db::images::{
+        NewImage, insert_with_jobs, lock_original, mark_enqueued, original_purged, owned_live_projects,
+    };
 
     // The operator's switch (docs/admin.md): checked before anything is looked at or reserved.
     if !crate::admin::settings::staging_enabled(db).await? {
@@ -384,20 +389,39 @@ pub async fn create_images(
         });
     }
 
-    // Batches usually stage one upload in several styles: HEAD each distinct key once.
+    let mut tx = db.begin().await?;
+    // Batches usually stage one upload in several styles: lock and HEAD each distinct key once,
+    // in sorted order (two creates sharing uploads never wait on each other in a cycle). Under
+    // the lock, a purge of the same original has either finished (the HEAD finds nothing) or
+    // waits for this commit (and then sees the new images using it).
+    let mut distinct: Vec<UploadKey> = requests.iter().map(|r| r.file_key).collect();
+    distinct.sort_by_key(|key| key.to_string());
+    distinct.dedup();
     let mut heads: HashMap<UploadKey, Option<ObjectInfo>> = HashMap::new();
-    for request in &requests {
-        if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(request.file_key) {
-            let info = storage
-                .head(&request.file_key.to_string())
-                .await
-                .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))?;
-            slot.insert(info);
+    let mut purged: Vec<UploadKey> = Vec::new();
+    for key in distinct {
+        let name = key.to_string();
+        lock_original(&mut tx, &name).await?;
+        let info = storage
+            .head(&name)
+            .await
+            .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))?;
+        if info.is_none() && original_purged(&mut tx, &name).await? {
+            purged.push(key);
         }
+        heads.insert(key, info);
     }
     let mut errors = Vec::new();
     for (i, request) in requests.iter().enumerate() {
-        if let Err(message) = check_uploaded(heads[&request.file_key].as_ref(), &request.file_key) {
+        let checked = if purged.contains(&request.file_key) {
+            Err(
+                "this upload was deleted together with the images made from it; upload the photo again \
+                 (POST /api/v1/uploads/presign)",
+            )
+        } else {
+            check_uploaded(heads[&request.file_key].as_ref(), &request.file_key)
+        };
+        if let Err(message) = checked {
             errors.push(FieldError::new(format!("{}file_key", field_prefix(i)), message));
         }
     }
@@ -422,7 +446,6 @@ pub async fn create_images(
         .collect();
     let image_ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
 
-    let mut tx = db.begin().await?;
     let mut project_ids: Vec<Uuid> = items.iter().map(|i| i.project_id).collect();
     project_ids.sort();
     project_ids.dedup();

@@ -4,9 +4,12 @@
 //! 1. re-sends jobs whose SQS send failed (`enqueued_at IS NULL`) or whose message went missing;
 //! 2. runs jobs past their deadline through the worker once more, which asks Replicate about a
 //!    stored prediction (finishing it if it succeeded) before failing the job and refunding;
-//! 3. removes the storage objects of deleted images (an original only once no image that is not
-//!    deleted uses it) and marks them purged;
-//! 4. cancels running predictions that belong to no live job of ours (a create whose answer was
+//! 3. settles unfinished jobs of deleted images through the worker, which cancels a prediction
+//!    still running at Replicate and fails the job without a refund;
+//! 4. removes the storage objects of deleted images (an original only once no image that is not
+//!    deleted uses it, decided under the original's lock that creates take too) and marks them
+//!    purged;
+//! 5. cancels running predictions that belong to no live job of ours (a create whose answer was
 //!    lost for a job that then failed, a duplicate): nothing runs on the account unpaid-for.
 //!
 //! Two runs at once never double anything: rows are taken with `FOR UPDATE SKIP LOCKED` or
@@ -32,6 +35,7 @@ pub struct ReconcileLimits {
     pub resend_after: Duration,
     pub max_resends: i64,
     pub max_expired: i64,
+    pub max_deleted: i64,
     pub max_purges: i64,
     /// Pages (100 predictions each) of Replicate's recent predictions read for orphans.
     pub max_orphan_pages: usize,
@@ -44,6 +48,7 @@ impl Default for ReconcileLimits {
             resend_after: Duration::from_secs(15 * 60),
             max_resends: 200,
             max_expired: 20,
+            max_deleted: 50,
             max_purges: 200,
             max_orphan_pages: 5,
         }
@@ -58,6 +63,8 @@ pub struct ReconcileReport {
     pub expired_staged: usize,
     pub expired_failed: usize,
     pub expired_other: usize,
+    /// Unfinished jobs of deleted images settled (prediction canceled, no refund).
+    pub deleted_settled: usize,
     pub purged_images: usize,
     pub deleted_objects: usize,
     pub orphans_canceled: usize,
@@ -66,17 +73,22 @@ pub struct ReconcileReport {
 
 /// One reconciler run; `stop_at` bounds the time spent on expired jobs.
 pub async fn run(worker: &Worker, limits: &ReconcileLimits, stop_at: Instant) -> ReconcileReport {
+    // Each step is boxed: in debug builds the worker's job future is large, and the steps' futures
+    // nested in one would overflow a 2 MB thread stack (a test's, or a small runtime thread's).
     let mut report = ReconcileReport::default();
-    if let Err(err) = resend(worker, limits, &mut report).await {
+    if let Err(err) = Box::pin(resend(worker, limits, &mut report)).await {
         report.errors.push(format!("resend: {err:#}"));
     }
-    if let Err(err) = expire(worker, limits, stop_at, &mut report).await {
+    if let Err(err) = Box::pin(expire(worker, limits, stop_at, &mut report)).await {
         report.errors.push(format!("expire: {err:#}"));
     }
-    if let Err(err) = purge(worker, limits, &mut report).await {
+    if let Err(err) = Box::pin(settle_deleted(worker, limits, stop_at, &mut report)).await {
+        report.errors.push(format!("settle deleted: {err:#}"));
+    }
+    if let Err(err) = Box::pin(purge(worker, limits, &mut report)).await {
         report.errors.push(format!("purge: {err:#}"));
     }
-    if let Err(err) = cancel_orphans(worker, limits, &mut report).await {
+    if let Err(err) = Box::pin(cancel_orphans(worker, limits, &mut report)).await {
         report.errors.push(format!("orphans: {err:#}"));
     }
     if report.errors.is_empty() {
@@ -116,7 +128,7 @@ async fn expire(
             break;
         }
         // The worker's claim is the lock: of two reconcilers, one gets the job, the other skips it.
-        let outcome = worker.run_job(&message, stop_at).await?;
+        let outcome = Box::pin(worker.run_job(&message, stop_at)).await?;
         tracing::info!(job_id = %message.job_id, ?outcome, "expired job handled");
         match outcome {
             JobOutcome::Staged => report.expired_staged += 1,
@@ -187,10 +199,36 @@ async fn cancel_orphans(worker: &Worker, limits: &ReconcileLimits, report: &mut 
     Ok(())
 }
 
+/// Jobs of deleted images that no worker holds: a prediction may still be running (and billing)
+/// at Replicate for a photo nobody will see. The worker's claim finds the image deleted, cancels
+/// a stored prediction and fails the job without a refund; its image can then be purged.
+async fn settle_deleted(
+    worker: &Worker,
+    limits: &ReconcileLimits,
+    stop_at: Instant,
+    report: &mut ReconcileReport,
+) -> anyhow::Result<()> {
+    for message in jobs::unfinished_of_deleted_images(&worker.db, limits.max_deleted).await? {
+        if Instant::now() + worker.config.safety_margin >= stop_at {
+            break;
+        }
+        let outcome = Box::pin(worker.run_job(&message, stop_at)).await?;
+        tracing::info!(job_id = %message.job_id, ?outcome, "job of a deleted image settled");
+        if matches!(outcome, JobOutcome::Failed { .. }) {
+            report.deleted_settled += 1;
+        }
+    }
+    Ok(())
+}
+
 async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut ReconcileReport) -> anyhow::Result<()> {
-    let mut tx = worker.db.begin().await?;
-    let candidates = images::lock_purgeable(&mut tx, limits.max_purges).await?;
-    for image in candidates {
+    for id in images::purgeable(&worker.db, limits.max_purges).await? {
+        // One transaction per image: the original's lock (shared with creates of the same
+        // upload) is held only while this image's objects are deleted.
+        let mut tx = worker.db.begin().await?;
+        let Some(image) = images::lock_purgeable(&mut tx, id).await? else {
+            continue;
+        };
         let mut keys = Vec::with_capacity(2);
         keys.extend(image.staged_key.as_deref());
         if !image.original_in_use {
@@ -211,7 +249,7 @@ async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut Reconcile
             images::mark_purged(&mut tx, image.id).await?;
             report.purged_images += 1;
         }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     Ok(())
 }

@@ -22,6 +22,9 @@ use url::Url;
 
 use crate::config::{ConfigError, Env, Secret};
 
+mod output;
+pub use output::{DEFAULT_OUTPUT_DOMAINS, OutputHost, OutputPolicy, OutputRefused, is_public};
+
 pub const DEFAULT_BASE_URL: &str = "https://api.replicate.com/v1";
 
 const CLIENT_USER_AGENT: &str = concat!("realstaging-worker/", env!("CARGO_PKG_VERSION"));
@@ -133,6 +136,10 @@ pub struct Replicate {
     retry: RetryPolicy,
     /// Headroom over the sync-mode wait before a create counts as lost.
     create_timeout_margin: Duration,
+    /// Where output may be downloaded from ([`OutputPolicy`]), and the client that enforces it
+    /// (its own redirect policy and resolver), built on the first download.
+    output: std::sync::Arc<OutputPolicy>,
+    downloads: std::sync::Arc<tokio::sync::OnceCell<reqwest::Client>>,
 }
 
 /// A Replicate prediction id: 1 to 64 lowercase ASCII letters and digits. The only way an id gets
@@ -376,6 +383,10 @@ pub enum ReplicateError {
     InvalidToken,
     #[error("Replicate's list pointed to a next page elsewhere than its API")]
     InvalidNextPage,
+    /// The output URL (or a redirect from it, or its DNS answer) is outside the download
+    /// allowlist ([`OutputPolicy`]): nothing was, or will be, fetched from it.
+    #[error("output download refused: {0}")]
+    OutputRefused(#[source] OutputRefused),
 }
 
 impl ReplicateError {
@@ -468,6 +479,8 @@ impl Replicate {
             http,
             retry: RetryPolicy::default(),
             create_timeout_margin: CREATE_TIMEOUT_MARGIN,
+            output: std::sync::Arc::new(OutputPolicy::default()),
+            downloads: std::sync::Arc::default(),
         }
     }
 
@@ -478,6 +491,20 @@ impl Replicate {
             create_timeout_margin: margin,
             ..self
         }
+    }
+
+    /// Replaces the download allowlist (default: https from `replicate.delivery`, public
+    /// addresses only).
+    pub fn with_output_policy(self, policy: OutputPolicy) -> Self {
+        Replicate {
+            output: std::sync::Arc::new(policy),
+            downloads: std::sync::Arc::default(),
+            ..self
+        }
+    }
+
+    pub fn output_policy(&self) -> &OutputPolicy {
+        &self.output
     }
 
     pub fn with_retry_policy(self, policy: RetryPolicy) -> Self {
@@ -621,15 +648,19 @@ impl Replicate {
     }
 
     /// Downloads an output file (a `replicate.delivery` URL, which needs no credentials, so none
-    /// are sent). http(s) only; a declared `Content-Length` over `max_bytes` is refused before
-    /// reading, and a body without one is read in chunks and abandoned once past the cap. The
-    /// whole download, body included, must finish within `timeout`.
+    /// are sent) through the [`OutputPolicy`]: a URL outside it, a redirect leaving it or a host
+    /// resolving to a private address is [`ReplicateError::OutputRefused`] (a non-http scheme
+    /// [`ReplicateError::UnsupportedUrl`]), with no request made to it. A declared
+    /// `Content-Length` over `max_bytes` is refused before reading, and a body without one is read
+    /// in chunks and abandoned once past the cap. The whole download, body included, must finish
+    /// within `timeout`.
     pub async fn download(&self, url: &Url, max_bytes: usize, timeout: Duration) -> Result<Vec<u8>, ReplicateError> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ReplicateError::UnsupportedUrl {
                 scheme: url.scheme().to_string(),
             });
         }
+        self.output.check(url).map_err(ReplicateError::OutputRefused)?;
         match tokio::time::timeout(timeout, self.download_within(url, max_bytes, timeout)).await {
             Ok(result) => result,
             Err(_) => Err(ReplicateError::TimedOut { after: timeout }),
@@ -637,17 +668,19 @@ impl Replicate {
     }
 
     async fn download_within(&self, url: &Url, max_bytes: usize, timeout: Duration) -> Result<Vec<u8>, ReplicateError> {
+        let http = self
+            .downloads
+            .get_or_try_init(|| async { self.output.client(CLIENT_USER_AGENT) })
+            .await
+            .map_err(ReplicateError::Transport)?;
         let started = tokio::time::Instant::now();
-        let result = self
-            .http
-            .get(url.clone())
-            .header(USER_AGENT, CLIENT_USER_AGENT)
-            .timeout(timeout)
-            .send()
-            .await;
+        let result = http.get(url.clone()).timeout(timeout).send().await;
         let response = match result {
             Ok(response) => response,
             Err(error) => {
+                if let Some(refused) = output::refusal_in(&error) {
+                    return Err(ReplicateError::OutputRefused(refused));
+                }
                 tracing::debug!(method = "GET", host = url.host_str(), path = url.path(), error = %error, "output download failed");
                 return Err(ReplicateError::Transport(error));
             }
@@ -657,6 +690,7 @@ impl Replicate {
             method = "GET",
             host = url.host_str(),
             path = url.path(),
+            final_host = response.url().host_str(),
             status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "output download"

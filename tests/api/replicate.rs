@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shared::config::Secret;
 use shared::replicate::{
-    Prediction, PredictionId, PredictionStatus, Replicate, ReplicateConfig, ReplicateError, RetryPolicy,
+    OutputPolicy, Prediction, PredictionId, PredictionStatus, Replicate, ReplicateConfig, ReplicateError, RetryPolicy,
 };
 use shared::reqwest::Url;
 use shared::state::outbound_http_client;
@@ -33,6 +33,12 @@ fn client_at(base_url: &str) -> Replicate {
         token: Secret::new(TOKEN),
     };
     Replicate::new(config, outbound_http_client().unwrap()).with_retry_policy(FAST)
+}
+
+/// A client that may download from `url`'s origin (a local fake delivery host): the default
+/// allowlist is https from replicate.delivery only.
+fn downloader(url: &Url) -> Replicate {
+    client_at("http://127.0.0.1:1/v1").with_output_policy(OutputPolicy::local_origin(url))
 }
 
 /// The server stands in for `https://api.replicate.com/v1`.
@@ -650,7 +656,7 @@ async fn download_fetches_the_bytes_without_credentials() {
         .await;
     let url: Url = format!("{}/xezq/abc123/out-0.jpg", server.uri()).parse().unwrap();
 
-    let downloaded = client(&server)
+    let downloaded = downloader(&url)
         .download(&url, 1024, Duration::from_secs(5))
         .await
         .unwrap();
@@ -670,7 +676,7 @@ async fn download_refuses_a_declared_length_over_the_cap() {
         .await;
     let url: Url = format!("{}/out.png", server.uri()).parse().unwrap();
 
-    let error = client(&server)
+    let error = downloader(&url)
         .download(&url, 100 * 1024, Duration::from_secs(5))
         .await
         .unwrap_err();
@@ -693,7 +699,7 @@ async fn download_refuses_a_too_long_content_length_before_reading_the_body() {
         drain_until_closed(stream);
     });
 
-    let error = client_at("http://127.0.0.1:1/v1")
+    let error = downloader(&url)
         .download(&url, 1024 * 1024, Duration::from_secs(10))
         .await
         .unwrap_err();
@@ -720,7 +726,7 @@ async fn download_abandons_a_chunked_body_once_past_the_cap() {
         drain_until_closed(stream);
     });
 
-    let error = client_at("http://127.0.0.1:1/v1")
+    let error = downloader(&url)
         .download(&url, 64 * 1024, Duration::from_secs(10))
         .await
         .unwrap_err();
@@ -736,7 +742,7 @@ async fn download_of_a_chunked_body_within_the_cap_succeeds() {
         drain_until_closed(stream);
     });
 
-    let bytes = client_at("http://127.0.0.1:1/v1")
+    let bytes = downloader(&url)
         .download(&url, 11, Duration::from_secs(10))
         .await
         .unwrap();
@@ -757,7 +763,7 @@ async fn download_gives_up_after_its_timeout() {
     let url: Url = format!("{}/slow.jpg", server.uri()).parse().unwrap();
 
     let started = Instant::now();
-    let error = client(&server)
+    let error = downloader(&url)
         .download(&url, 1024, Duration::from_millis(300))
         .await
         .unwrap_err();
@@ -783,7 +789,7 @@ async fn download_errors_for_expired_or_failing_outputs() {
         .respond_with(ResponseTemplate::new(502))
         .mount(&server)
         .await;
-    let replicate = client(&server);
+    let replicate = client(&server).with_output_policy(OutputPolicy::local_origin(&server.uri().parse().unwrap()));
 
     let gone: Url = format!("{}/gone.jpg", server.uri()).parse().unwrap();
     let error = replicate
@@ -799,6 +805,33 @@ async fn download_errors_for_expired_or_failing_outputs() {
         .unwrap_err();
     assert!(matches!(error, ReplicateError::Server { status: 502 }), "{error:?}");
     assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn download_by_default_only_fetches_https_from_replicate_delivery() {
+    // The production allowlist: a fake on 127.0.0.1 is neither https, nor a delivery host, nor
+    // public, so nothing is requested from it; neither from the metadata service.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(vec![1u8; 10], "image/png"))
+        .mount(&server)
+        .await;
+    let replicate = client(&server);
+    assert_eq!(replicate.output_policy(), &OutputPolicy::default());
+    for url in [
+        format!("{}/files/out.png", server.uri()),
+        "https://169.254.169.254/latest/meta-data/".to_string(),
+        "http://replicate.delivery/out.png".to_string(),
+    ] {
+        let url: Url = url.parse().unwrap();
+        let error = replicate
+            .download(&url, 1024, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ReplicateError::OutputRefused(_)), "{url}: {error:?}");
+        assert!(!error.is_retryable());
+    }
+    assert!(requests(&server).await.is_empty());
 }
 
 #[tokio::test]

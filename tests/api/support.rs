@@ -538,7 +538,12 @@ pub async fn spawn_worker_with(db: PgPool, config: shared::worker::WorkerConfig,
             max_delay: Duration::from_millis(50),
         })
         // A create slower than this (past the sync wait) counts as lost: fake_replicate.rs plays it.
-        .with_create_timeout_margin(Duration::from_secs(2));
+        .with_create_timeout_margin(Duration::from_secs(2))
+        // The fake serves the output files too (`file_url`): allowed explicitly, as the default
+        // allowlist is https from replicate.delivery only.
+        .with_output_policy(shared::replicate::OutputPolicy::local_origin(
+            &replicate.uri().parse().unwrap(),
+        ));
         shared::worker::Provider::Replicate(client)
     };
     let worker = shared::worker::Worker {

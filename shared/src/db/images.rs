@@ -183,26 +183,83 @@ pub struct PurgeCandidate {
     pub original_key: String,
     pub staged_key: Option<String>,
     /// Another image that is not deleted still points at the same original photo (variants of
-    /// one upload share it), so the original must stay.
+    /// one upload share it), so the original must stay. Decided under [`lock_original`], so no
+    /// create using the same upload can be halfway through.
     pub original_in_use: bool,
 }
 
-/// Deleted, not yet purged images that no worker is busy with, locked for this transaction
-/// (`SKIP LOCKED`: two reconcilers at once take different rows).
-pub async fn lock_purgeable(conn: &mut PgConnection, limit: i64) -> Result<Vec<PurgeCandidate>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT i.id, i.original_key, i.staged_key, \
-                EXISTS (SELECT 1 FROM images o WHERE o.original_key = i.original_key AND o.id <> i.id \
-                        AND o.deleted_at IS NULL) AS original_in_use \
-         FROM images i \
+/// Serializes everything that decides an uploaded original's fate: a create that makes an image
+/// of it, and the purge that deletes it once no live image uses it. A transaction-scoped
+/// advisory lock on the key (two-key form, in a class of its own), held until commit.
+/// Callers taking several lock them in sorted order.
+pub async fn lock_original(conn: &mut PgConnection, original_key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('images.original_key'), hashtext($1))")
+        .bind(original_key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the original `original_key` was deleted by a purge: a purged image of it exists and
+/// no live image does. Under [`lock_original`], this is settled.
+pub async fn original_purged(conn: &mut PgConnection, original_key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM images WHERE original_key = $1 AND purged_at IS NOT NULL) \
+            AND NOT EXISTS (SELECT 1 FROM images WHERE original_key = $1 AND deleted_at IS NULL)",
+    )
+    .bind(original_key)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Deleted, not yet purged images that no worker is busy with (oldest deletion first). Each is
+/// then taken with [`lock_purgeable`] in its own transaction.
+pub async fn purgeable(db: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT i.id FROM images i \
          WHERE i.deleted_at IS NOT NULL AND i.purged_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.image_id = i.id AND j.status IN ('queued', 'processing') \
                            AND j.lease_until > now()) \
-         ORDER BY i.deleted_at LIMIT $1 FOR UPDATE OF i SKIP LOCKED",
+         ORDER BY i.deleted_at LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(db)
     .await
+}
+
+/// Takes one purge candidate for this transaction: the image row (`SKIP LOCKED`: a second
+/// reconciler skips it; `None` also when it is no longer purgeable), then its original's lock
+/// ([`lock_original`]), and only then decides whether the original is still in use, so a create
+/// of the same upload either committed before (and keeps it) or waits and finds it gone.
+pub async fn lock_purgeable(conn: &mut PgConnection, id: Uuid) -> Result<Option<PurgeCandidate>, sqlx::Error> {
+    let image: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT i.original_key, i.staged_key FROM images i \
+         WHERE i.id = $1 AND i.deleted_at IS NOT NULL AND i.purged_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.image_id = i.id AND j.status IN ('queued', 'processing') \
+                           AND j.lease_until > now()) \
+         FOR UPDATE OF i SKIP LOCKED",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((original_key, staged_key)) = image else {
+        return Ok(None);
+    };
+    lock_original(&mut *conn, &original_key).await?;
+    // A statement after the lock: it sees every create that committed before the lock was ours.
+    let original_in_use: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM images WHERE original_key = $1 AND id <> $2 AND deleted_at IS NULL)",
+    )
+    .bind(&original_key)
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(PurgeCandidate {
+        id,
+        original_key,
+        staged_key,
+        original_in_use,
+    }))
 }
 
 /// Records that an image's objects are gone.

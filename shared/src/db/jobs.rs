@@ -238,13 +238,38 @@ pub enum Refund {
 /// `→ failed` and the image `error` with `message` (what the user sees), plus at most one refund
 /// in the ledger, all in one transaction. False when the job had already finished.
 pub async fn fail(db: &PgPool, job_id: Uuid, message: &str, refund: Refund) -> Result<bool, sqlx::Error> {
+    Ok(fail_reporting(db, job_id, message, refund).await?.is_some())
+}
+
+/// How [`fail_reporting`] left the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    /// A refund row exists for the image now (written by this call or an earlier one).
+    pub refunded: bool,
+}
+
+/// [`fail`], saying whether the image's allowance came back: never for an image its owner has
+/// deleted, whatever `refund` asks (deleting never lowers usage, and a delete that lands while a
+/// job runs must not turn its later failure into a refund). `None` when the job had already
+/// finished.
+pub async fn fail_reporting(
+    db: &PgPool,
+    job_id: Uuid,
+    message: &str,
+    refund: Refund,
+) -> Result<Option<Failed>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let failed = fail_in(&mut tx, job_id, message, refund).await?;
     tx.commit().await?;
     Ok(failed)
 }
 
-async fn fail_in(conn: &mut PgConnection, job_id: Uuid, message: &str, refund: Refund) -> Result<bool, sqlx::Error> {
+async fn fail_in(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    message: &str,
+    refund: Refund,
+) -> Result<Option<Failed>, sqlx::Error> {
     let image_id: Option<Uuid> = sqlx::query_scalar(
         "UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL, error = $2 \
          WHERE id = $1 AND status IN ('queued', 'processing') RETURNING image_id",
@@ -254,8 +279,14 @@ async fn fail_in(conn: &mut PgConnection, job_id: Uuid, message: &str, refund: R
     .fetch_optional(&mut *conn)
     .await?;
     let Some(image_id) = image_id else {
-        return Ok(false);
+        return Ok(None);
     };
+    // The image row stays locked until commit: a delete landing now waits, and one that landed
+    // before is seen by the refund below (a later statement, a later snapshot).
+    sqlx::query("SELECT 1 FROM images WHERE id = $1 FOR UPDATE")
+        .bind(image_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("UPDATE images SET status = 'error', error = $2 WHERE id = $1 AND status IN ('queued', 'processing')")
         .bind(image_id)
         .bind(message)
@@ -263,18 +294,38 @@ async fn fail_in(conn: &mut PgConnection, job_id: Uuid, message: &str, refund: R
         .await?;
     if refund == Refund::GiveBack {
         // The refund carries the reservation's period, so it lowers the period that was charged;
-        // the unique (image_id, kind) index makes a second refund impossible.
+        // the unique (image_id, kind) index makes a second refund impossible. A deleted image is
+        // never refunded, decided here in SQL so every failure path obeys it.
         sqlx::query(
             "INSERT INTO usage_ledger (user_id, image_id, kind, units, period_at, reason) \
-             SELECT user_id, image_id, 'refund', -units, period_at, 'staging failed' \
-             FROM usage_ledger WHERE image_id = $1 AND kind = 'reserve' \
+             SELECT l.user_id, l.image_id, 'refund', -l.units, l.period_at, 'staging failed' \
+             FROM usage_ledger l JOIN images i ON i.id = l.image_id \
+             WHERE l.image_id = $1 AND l.kind = 'reserve' AND i.deleted_at IS NULL \
              ON CONFLICT (image_id, kind) WHERE image_id IS NOT NULL DO NOTHING",
         )
         .bind(image_id)
         .execute(&mut *conn)
         .await?;
     }
-    Ok(true)
+    let refunded: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM usage_ledger WHERE image_id = $1 AND kind = 'refund')")
+            .bind(image_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Some(Failed { refunded }))
+}
+
+/// Whether the job's image has been deleted by its owner (checked while a prediction runs, so a
+/// delete cancels it instead of paying for a result nobody will see).
+pub async fn image_deleted(db: &PgPool, job_id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted: Option<bool> = sqlx::query_scalar(
+        "SELECT i.deleted_at IS NOT NULL FROM jobs j JOIN images i ON i.id = j.image_id WHERE j.id = $1",
+    )
+    .bind(job_id)
+    .fetch_optional(db)
+    .await?;
+    // A job without its image row (the user was deleted) is as good as deleted.
+    Ok(deleted.unwrap_or(true))
 }
 
 /// Gives the job back after a retryable problem: the lease ends now, so the next delivery (or the
@@ -352,6 +403,25 @@ pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::E
         ") <= now() \
          ORDER BY created_at LIMIT $1"
     ))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(job, image)| JobMessage::new(job, image))
+        .collect())
+}
+
+/// Unfinished jobs of deleted images that no worker holds (the reconciler settles them through
+/// the worker, which cancels a running prediction and fails the job without a refund).
+pub async fn unfinished_of_deleted_images(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT j.id, j.image_id FROM jobs j JOIN images i ON i.id = j.image_id \
+         WHERE j.status IN ('queued', 'processing') \
+           AND (j.lease_until IS NULL OR j.lease_until <= now()) \
+           AND i.deleted_at IS NOT NULL \
+         ORDER BY i.deleted_at LIMIT $1",
+    )
     .bind(limit)
     .fetch_all(db)
     .await?;

@@ -24,7 +24,7 @@ use sqlx::PgPool;
 
 use crate::config::{AppEnv, ConfigError, DatabaseConfig, Env};
 use crate::queue::{JobQueue, QueueConfig};
-use crate::replicate::{Replicate, ReplicateConfig};
+use crate::replicate::{OutputPolicy, Replicate, ReplicateConfig};
 use crate::state::outbound_http_client;
 use crate::storage::{Storage, StorageConfig};
 
@@ -62,7 +62,8 @@ pub struct WorkerConfig {
     pub retry_visibility: Duration,
     /// Lifetime of the presigned GET Replicate fetches the original through.
     pub input_url_ttl: Duration,
-    /// Timeout of the output download.
+    /// Longest output download; shorter when less of the invocation is left (its remaining
+    /// time minus `safety_margin`).
     pub download_timeout: Duration,
     /// JPEG quality of the stored result.
     pub jpeg_quality: u8,
@@ -104,7 +105,8 @@ pub struct Worker {
 impl Worker {
     /// `APP_ENV`, `DATABASE_URL`, `S3_*`, `SQS_QUEUE_URL`, `REPLICATE_API_TOKEN` (required in
     /// production and staging; without it elsewhere the offline simulator stages),
-    /// `REPLICATE_API_BASE` (optional), `JOB_DEADLINE_SECONDS` (default 900, 60..=3600),
+    /// `REPLICATE_API_BASE` (optional), `REPLICATE_OUTPUT_HOSTS` (optional: the https domains
+    /// output is downloaded from, default `replicate.delivery`), `JOB_DEADLINE_SECONDS` (default 900, 60..=3600),
     /// `SETTINGS_ENCRYPTION_KEY` (required) and `SETTINGS_ENCRYPTION_KEY_PREVIOUS` (optional).
     pub async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         let app_env = AppEnv::from_env(env)?;
@@ -113,7 +115,14 @@ impl Worker {
         let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
         let queue = JobQueue::new(&QueueConfig::from_env(env)?).await;
         let provider = match ReplicateConfig::from_env(env)? {
-            Some(config) => Provider::Replicate(Replicate::new(config, outbound_http_client()?)),
+            Some(config) => {
+                let mut output = OutputPolicy::from_env(env)?;
+                // A fake Replicate in local development serves its output files itself.
+                if !app_env.is_deployed() && env.optional("REPLICATE_API_BASE").is_some() {
+                    output = output.with_local_origin(&config.base_url);
+                }
+                Provider::Replicate(Replicate::new(config, outbound_http_client()?).with_output_policy(output))
+            }
             None if app_env.is_deployed() => return Err(ConfigError::Missing("REPLICATE_API_TOKEN")),
             None => {
                 tracing::warn!("REPLICATE_API_TOKEN is not set: staging with the offline simulator");

@@ -71,6 +71,9 @@ enum Fault {
     /// The operator must act (provider account, token, model access); the user is not at fault
     /// and is not refunded or failed.
     Operator { code: &'static str, detail: String },
+    /// The owner deleted the image while the job ran: fail it without a refund (a running
+    /// prediction has been asked to cancel).
+    ImageDeleted,
 }
 
 impl From<sqlx::Error> for Fault {
@@ -103,6 +106,14 @@ fn unreadable_photo(problem: &ImageProblem) -> Fault {
     ))
 }
 
+/// What a deleted image's job says (the owner no longer sees it; operators do).
+const IMAGE_DELETED: &str = "The image was deleted before it was staged.";
+
+/// Shown when the model's output URL is outside the download allowlist; the URL and the reason
+/// go to the log only.
+const OUTPUT_REFUSED: &str = "The staging model returned its image from a location this service does not download from, \
+     so it was not saved. Your image allowance was refunded; please try again.";
+
 const TOO_SLOW: &str = "Staging took too long and was stopped. Your image allowance was refunded; please try again.";
 
 impl Worker {
@@ -121,18 +132,10 @@ impl Worker {
         tracing::info!(attempt = job.attempts, model = ?job.model_id, prediction = ?job.prediction_id, "job claimed");
 
         if job.image_deleted {
-            // The owner deleted the image: nothing to stage, and deleting never returns allowance.
-            jobs::fail(
-                &self.db,
-                job.job_id,
-                "The image was deleted before it was staged.",
-                Refund::Keep,
-            )
-            .await?;
-            return Ok(JobOutcome::Failed {
-                message: "image deleted".into(),
-                refunded: false,
-            });
+            // The owner deleted the image: nothing to stage, a prediction already paid for is
+            // stopped, and deleting never returns allowance.
+            self.cancel_stored_prediction(&job).await;
+            return self.fail_deleted(&job).await;
         }
         if job.attempts > job.max_attempts {
             let message =
@@ -141,7 +144,7 @@ impl Worker {
         }
 
         let started = Instant::now();
-        let fault = match self.stage(&job, stop_at).await {
+        let fault = match Box::pin(self.stage(&job, stop_at)).await {
             Ok(()) => {
                 tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "image staged");
                 self.discard_job_input(&job).await;
@@ -181,6 +184,11 @@ impl Worker {
                     reason,
                 })
             }
+            Fault::ImageDeleted => {
+                let outcome = self.fail_deleted(&job).await;
+                self.discard_job_input(&job).await;
+                outcome
+            }
             Fault::StillRunning => {
                 jobs::release(&self.db, job.job_id, "prediction still running").await?;
                 Ok(JobOutcome::RetryLater {
@@ -206,12 +214,66 @@ impl Worker {
     }
 
     async fn fail(&self, job: &ClaimedJob, message: &str) -> Result<JobOutcome, sqlx::Error> {
-        let failed = jobs::fail(&self.db, job.job_id, message, Refund::GiveBack).await?;
-        tracing::warn!(%message, "image failed; allowance refunded");
+        // `fail_reporting` refunds unless the image was deleted meanwhile (decided in SQL).
+        let refunded = jobs::fail_reporting(&self.db, job.job_id, message, Refund::GiveBack)
+            .await?
+            .is_some_and(|failed| failed.refunded);
+        if refunded {
+            tracing::warn!(%message, "image failed; allowance refunded");
+        } else {
+            tracing::warn!(%message, "image failed; no refund (deleted by its owner, or finished elsewhere)");
+        }
         Ok(JobOutcome::Failed {
             message: message.to_string(),
-            refunded: failed,
+            refunded,
         })
+    }
+
+    async fn fail_deleted(&self, job: &ClaimedJob) -> Result<JobOutcome, sqlx::Error> {
+        jobs::fail(&self.db, job.job_id, IMAGE_DELETED, Refund::Keep).await?;
+        tracing::info!("image deleted by its owner; job failed without a refund");
+        Ok(JobOutcome::Failed {
+            message: "image deleted".into(),
+            refunded: false,
+        })
+    }
+
+    /// Best effort: asks Replicate to cancel the job's stored prediction (its image was deleted).
+    /// Canceling a finished prediction is harmless; a failure is logged and left to Replicate's
+    /// own `Cancel-After` deadline.
+    async fn cancel_stored_prediction(&self, job: &ClaimedJob) {
+        let (Provider::Replicate(replicate), Some(stored)) = (&self.provider, job.prediction_id.as_deref()) else {
+            return;
+        };
+        let Ok(id) = PredictionId::parse(stored) else {
+            return;
+        };
+        self.cancel_for_deleted_image(replicate, &id).await;
+    }
+
+    async fn cancel_for_deleted_image(&self, replicate: &crate::replicate::Replicate, id: &PredictionId) {
+        match replicate.cancel_prediction(id).await {
+            Ok(prediction) => {
+                tracing::info!(prediction = %id, status = %prediction.status, "prediction of a deleted image canceled")
+            }
+            Err(err) => {
+                tracing::warn!(prediction = %id, error = %err, "canceling the prediction of a deleted image failed")
+            }
+        }
+    }
+
+    /// Between polls: if the owner deleted the image, cancel its prediction and stop.
+    async fn stop_if_deleted(
+        &self,
+        replicate: &crate::replicate::Replicate,
+        job: &ClaimedJob,
+        prediction: &PredictionId,
+    ) -> Result<(), Fault> {
+        if jobs::image_deleted(&self.db, job.job_id).await? {
+            self.cancel_for_deleted_image(replicate, prediction).await;
+            return Err(Fault::ImageDeleted);
+        }
+        Ok(())
     }
 
     /// The active model id, if it names a registered model (anything else is logged loudly and
@@ -304,13 +366,13 @@ impl Worker {
                 // An earlier attempt sent a create whose answer was lost: that prediction is found
                 // and adopted, and only when Replicate's list proves there is none is another made.
                 let adopted = match job.create_started_at {
-                    Some(sent_at) => self.adopt_lost_prediction(replicate, job, sent_at, stop_at).await?,
+                    Some(sent_at) => Box::pin(self.adopt_lost_prediction(replicate, job, sent_at, stop_at)).await?,
                     None => None,
                 };
                 match adopted {
                     Some(prediction) => prediction,
                     None if Instant::now() >= deadline => return Err(Fault::Permanent(TOO_SLOW.into())),
-                    None => self.create_prediction(replicate, spec, job, deadline, stop_at).await?,
+                    None => Box::pin(self.create_prediction(replicate, spec, job, deadline, stop_at)).await?,
                 }
             }
         };
@@ -329,6 +391,7 @@ impl Worker {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.config.poll_max);
+            self.stop_if_deleted(replicate, job, &prediction.id).await?;
             match replicate.get_prediction(&prediction.id).await {
                 Ok(next) => prediction = next,
                 Err(err) if err.is_retryable() => tracing::warn!(error = %err, "polling failed; polling on"),
@@ -342,7 +405,9 @@ impl Worker {
                 Err(err) => return Err(replicate_fault("polling the prediction", err)),
             }
         }
-        self.finish_prediction(replicate, spec, job, prediction).await
+        // Boxed, like the create and the adoption: the job's future stays small enough for the
+        // stack of whoever awaits it (the batch's tasks, the reconciler).
+        Box::pin(self.finish_prediction(replicate, spec, job, prediction, stop_at)).await
     }
 
     async fn create_prediction(
@@ -581,6 +646,7 @@ impl Worker {
         spec: &'static ModelSpec,
         job: &ClaimedJob,
         prediction: Prediction,
+        stop_at: Instant,
     ) -> Result<(), Fault> {
         match prediction.status {
             PredictionStatus::Succeeded => {}
@@ -598,11 +664,39 @@ impl Worker {
                 "The staging model returned no image. Your image allowance was refunded; please try again.".into(),
             )
         })?;
+        // A result nobody will see is neither downloaded nor stored (the purge may already have
+        // run for the image).
+        if jobs::image_deleted(&self.db, job.job_id).await? {
+            return Err(Fault::ImageDeleted);
+        }
+        // Bounded by what is left of this invocation, not only by the fixed timeout: a slow
+        // output host must not run the Lambda into its own timeout with the job still leased.
+        let budget = stop_at
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(self.config.safety_margin)
+            .min(self.config.download_timeout);
+        if budget.is_zero() {
+            return Err(Fault::Retryable(
+                "no time left in this invocation to download the output".into(),
+            ));
+        }
         let limits = ImageLimits::MODEL_OUTPUT;
         let bytes = replicate
-            .download(&url, limits.max_bytes, self.config.download_timeout)
+            .download(&url, limits.max_bytes, budget)
             .await
             .map_err(|err| match err {
+                ReplicateError::OutputRefused(_) | ReplicateError::UnsupportedUrl { .. } => {
+                    // Either Replicate moved its delivery hosts (extend REPLICATE_OUTPUT_HOSTS) or
+                    // something is steering the worker elsewhere: an operator must look.
+                    tracing::error!(
+                        error_code = "output_url_refused",
+                        scheme = url.scheme(),
+                        host = url.host_str().unwrap_or(""),
+                        error = %err,
+                        "the model's output URL is outside the download allowlist; not downloaded"
+                    );
+                    Fault::Permanent(OUTPUT_REFUSED.into())
+                }
                 ReplicateError::TooLarge { .. } => Fault::Permanent(
                     "The staging model returned an image that is too large. Your image allowance was refunded.".into(),
                 ),

@@ -22,7 +22,9 @@ use crate::error::ApiError;
 
 /// Minimum time between two JWKS fetches caused by unknown `kid`s.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// After a failed fetch, how long before another attempt is allowed.
+/// After a failed fetch, how long before another attempt is allowed (requests in between get the
+/// cached keys, or a 503 at once when there are none: an outage never turns into a queue of
+/// requests each waiting on Auth0).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -81,7 +83,8 @@ impl Authenticator {
         }
     }
 
-    /// Overrides [`REFRESH_INTERVAL`] (tests exercise key rotation without waiting a minute).
+    /// Overrides [`REFRESH_INTERVAL`] (tests exercise key rotation without waiting a minute); the
+    /// back-off after a failed fetch is never longer than it.
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
         self
@@ -182,7 +185,13 @@ impl Authenticator {
                 return Ok(key.clone());
             }
             if cache.next_fetch_allowed.is_some_and(|at| Instant::now() < at) {
-                return Err(ApiError::unauthorized("The access token was signed by an unknown key"));
+                // Without any key the token cannot be judged: while the identity provider is
+                // backing off after a failure, that is its outage (503), not the caller's bad token.
+                return Err(if cache.fetched {
+                    ApiError::unauthorized("The access token was signed by an unknown key")
+                } else {
+                    identity_provider_unavailable(None)
+                });
             }
         }
         match self.fetch_keys().await {
@@ -200,15 +209,12 @@ impl Authenticator {
             }
             Err(err) => {
                 let mut cache = self.cache.write().await;
-                cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh_interval));
                 if cache.fetched {
                     tracing::warn!(error = %format!("{err:#}"), "JWKS refresh failed; keeping the cached keys");
                     Err(ApiError::unauthorized("The access token was signed by an unknown key"))
                 } else {
-                    Err(ApiError::unavailable(
-                        "The identity provider is unreachable; try again shortly",
-                        err,
-                    ))
+                    Err(identity_provider_unavailable(Some(err)))
                 }
             }
         }
@@ -254,6 +260,18 @@ impl Authenticator {
             }
         }
         Ok(keys)
+    }
+}
+
+/// No signing key has ever been fetched (a fresh instance) and the identity provider cannot be
+/// reached or answers with an error: a retryable 503 with a generic message (what went wrong is
+/// logged, never shown).
+fn identity_provider_unavailable(cause: Option<anyhow::Error>) -> ApiError {
+    ApiError::Unavailable {
+        message: "Sign-in cannot be checked right now; please try again shortly".into(),
+        source: Some(cause.unwrap_or_else(|| {
+            anyhow::anyhow!("no JWKS fetched yet and the last attempt failed moments ago (backing off)")
+        })),
     }
 }
 

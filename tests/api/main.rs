@@ -8,6 +8,7 @@ mod events;
 mod images_create;
 mod images_read;
 mod migrate;
+mod pagination;
 mod profile;
 mod projects;
 mod public;

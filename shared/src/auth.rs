@@ -36,11 +36,72 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct Identity {
     /// The Auth0 `sub`, e.g. `auth0|64f...`; the key of the `users` table.
     pub sub: String,
+    /// What the token says about the user's e-mail address.
+    pub email: EmailClaim,
+}
+
+/// The e-mail claims of a verified token. Auth0 access tokens carry them only when a post-login
+/// Action adds them (docs/admin.md): `email` and `email_verified`, either as such or namespaced
+/// under the API identifier (`<audience>/email`, `<audience>/email_verified`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailClaim {
+    /// No usable `email` claim: says nothing, changes nothing.
+    Absent,
+    /// An address the identity provider has not verified (`email_verified` is not `true`).
+    Unverified,
+    /// An address the identity provider verified: the only kind a role may ever be granted by.
+    Verified(String),
 }
 
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
+    /// Every other claim, for the namespaced e-mail claims.
+    #[serde(flatten)]
+    other: HashMap<String, serde_json::Value>,
+}
+
+impl Claims {
+    fn email_claim(&self, audience: &str) -> EmailClaim {
+        let namespace = audience.trim_end_matches('/');
+        let (email, verified) = if self.email.is_some() {
+            (self.email.as_ref(), self.email_verified.as_ref())
+        } else {
+            (
+                self.other.get(&format!("{namespace}/email")),
+                self.other.get(&format!("{namespace}/email_verified")),
+            )
+        };
+        let Some(email) = email else {
+            return EmailClaim::Absent;
+        };
+        let Some(email) = email.as_str().map(str::trim).filter(|e| plausible_email(e)) else {
+            return EmailClaim::Absent;
+        };
+        // Only a JSON `true`: a string "true", a missing claim or anything else is not a promise.
+        if verified == Some(&serde_json::Value::Bool(true)) {
+            EmailClaim::Verified(email.to_string())
+        } else {
+            EmailClaim::Unverified
+        }
+    }
+}
+
+/// The shape check of an address the identity provider sent (it already validated it; this only
+/// keeps junk out of the column): `local@domain`, at most 254 characters, no spaces or controls.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    (3..=254).contains(&email.chars().count())
+        && !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 struct KeyCache {
@@ -166,11 +227,12 @@ impl Authenticator {
             };
             ApiError::unauthorized(reason)
         })?;
+        let email = data.claims.email_claim(&self.config.audience);
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > 255 {
             return Err(ApiError::unauthorized("The access token has an invalid subject"));
         }
-        Ok(Identity { sub })
+        Ok(Identity { sub, email })
     }
 
     async fn key_for(&self, kid: &str) -> Result<DecodingKey, ApiError> {
@@ -310,6 +372,49 @@ mod tests {
             builder = builder.header(header::AUTHORIZATION, *v);
         }
         builder.body(Body::Empty).unwrap()
+    }
+
+    fn claims(json: serde_json::Value) -> Claims {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_a_verified_email_claim_is_verified() {
+        use serde_json::json;
+        const AUD: &str = "https://api.example.test";
+        let claim = |j| claims(j).email_claim(AUD);
+        assert_eq!(claim(json!({"sub": "s"})), EmailClaim::Absent);
+        assert_eq!(
+            claim(json!({"sub": "s", "email": "Op@Example.com", "email_verified": true})),
+            EmailClaim::Verified("Op@Example.com".into())
+        );
+        for unverified in [json!(false), json!("true"), json!(1), serde_json::Value::Null] {
+            assert_eq!(
+                claim(json!({"sub": "s", "email": "op@example.com", "email_verified": unverified})),
+                EmailClaim::Unverified
+            );
+        }
+        assert_eq!(
+            claim(json!({"sub": "s", "email": "op@example.com"})),
+            EmailClaim::Unverified
+        );
+        assert_eq!(
+            claim(json!({"sub": "s", "https://api.example.test/email": "op@example.com",
+                         "https://api.example.test/email_verified": true})),
+            EmailClaim::Verified("op@example.com".into())
+        );
+        // Another namespace is someone else's claim.
+        assert_eq!(
+            claim(json!({"sub": "s", "https://other.test/email": "op@example.com",
+                         "https://other.test/email_verified": true})),
+            EmailClaim::Absent
+        );
+        for junk in [json!("not an email"), json!("a b@c.d"), json!(42), json!("@x")] {
+            assert_eq!(
+                claim(json!({"sub": "s", "email": junk, "email_verified": true})),
+                EmailClaim::Absent
+            );
+        }
     }
 
     #[test]

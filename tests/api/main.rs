@@ -14,6 +14,7 @@ mod projects;
 mod public;
 mod reconcile;
 mod replicate;
+mod roles;
 mod route_tables;
 mod schema;
 mod storage;

@@ -459,7 +459,8 @@ async fn one_user_may_hold_only_a_few_waiting_streams_and_the_next_is_a_429(db: 
     for _ in 0..cap {
         held.push(waiting_call(&app, "auth0|alice").await);
     }
-    let extra = waiting_call(&app, "auth0|alice").await;
+    // From the web app's origin, so the answer carries its CORS headers.
+    let extra = waiting_call(&app, "auth0|alice").await.header("origin", FRONTEND);
     let bobs = waiting_call(&app, "auth0|bob").await;
     let snapshot_image = image(&app, "auth0|alice", "queued").await;
     let finished_image = image(&app, "auth0|alice", "ready").await;
@@ -498,6 +499,12 @@ async fn one_user_may_hold_only_a_few_waiting_streams_and_the_next_is_a_429(db: 
     assert!(
         (1..=4).contains(&retry_after),
         "until the oldest wait ends: {retry_after}"
+    );
+    assert!(
+        over.header("access-control-expose-headers")
+            .unwrap()
+            .contains("retry-after"),
+        "the web app can read it"
     );
     assert!(
         over.json()["message"]

@@ -22,7 +22,9 @@ use crate::error::ApiError;
 
 /// Minimum time between two JWKS fetches caused by unknown `kid`s.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// After a failed fetch, how long before another attempt is allowed.
+/// After a failed fetch, how long before another attempt is allowed (requests in between get the
+/// cached keys, or a 503 at once when there are none: an outage never turns into a queue of
+/// requests each waiting on Auth0).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -34,11 +36,72 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct Identity {
     /// The Auth0 `sub`, e.g. `auth0|64f...`; the key of the `users` table.
     pub sub: String,
+    /// What the token says about the user's e-mail address.
+    pub email: EmailClaim,
+}
+
+/// The e-mail claims of a verified token. Auth0 access tokens carry them only when a post-login
+/// Action adds them (docs/admin.md): `email` and `email_verified`, either as such or namespaced
+/// under the API identifier (`<audience>/email`, `<audience>/email_verified`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailClaim {
+    /// No usable `email` claim: says nothing, changes nothing.
+    Absent,
+    /// An address the identity provider has not verified (`email_verified` is not `true`).
+    Unverified,
+    /// An address the identity provider verified: the only kind a role may ever be granted by.
+    Verified(String),
 }
 
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
+    /// Every other claim, for the namespaced e-mail claims.
+    #[serde(flatten)]
+    other: HashMap<String, serde_json::Value>,
+}
+
+impl Claims {
+    fn email_claim(&self, audience: &str) -> EmailClaim {
+        let namespace = audience.trim_end_matches('/');
+        let (email, verified) = if self.email.is_some() {
+            (self.email.as_ref(), self.email_verified.as_ref())
+        } else {
+            (
+                self.other.get(&format!("{namespace}/email")),
+                self.other.get(&format!("{namespace}/email_verified")),
+            )
+        };
+        let Some(email) = email else {
+            return EmailClaim::Absent;
+        };
+        let Some(email) = email.as_str().map(str::trim).filter(|e| plausible_email(e)) else {
+            return EmailClaim::Absent;
+        };
+        // Only a JSON `true`: a string "true", a missing claim or anything else is not a promise.
+        if verified == Some(&serde_json::Value::Bool(true)) {
+            EmailClaim::Verified(email.to_string())
+        } else {
+            EmailClaim::Unverified
+        }
+    }
+}
+
+/// The shape check of an address the identity provider sent (it already validated it; this only
+/// keeps junk out of the column): `local@domain`, at most 254 characters, no spaces or controls.
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    (3..=254).contains(&email.chars().count())
+        && !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 struct KeyCache {
@@ -81,7 +144,8 @@ impl Authenticator {
         }
     }
 
-    /// Overrides [`REFRESH_INTERVAL`] (tests exercise key rotation without waiting a minute).
+    /// Overrides [`REFRESH_INTERVAL`] (tests exercise key rotation without waiting a minute); the
+    /// back-off after a failed fetch is never longer than it.
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
         self
@@ -163,11 +227,12 @@ impl Authenticator {
             };
             ApiError::unauthorized(reason)
         })?;
+        let email = data.claims.email_claim(&self.config.audience);
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > 255 {
             return Err(ApiError::unauthorized("The access token has an invalid subject"));
         }
-        Ok(Identity { sub })
+        Ok(Identity { sub, email })
     }
 
     async fn key_for(&self, kid: &str) -> Result<DecodingKey, ApiError> {
@@ -182,7 +247,13 @@ impl Authenticator {
                 return Ok(key.clone());
             }
             if cache.next_fetch_allowed.is_some_and(|at| Instant::now() < at) {
-                return Err(ApiError::unauthorized("The access token was signed by an unknown key"));
+                // Without any key the token cannot be judged: while the identity provider is
+                // backing off after a failure, that is its outage (503), not the caller's bad token.
+                return Err(if cache.fetched {
+                    ApiError::unauthorized("The access token was signed by an unknown key")
+                } else {
+                    identity_provider_unavailable(None)
+                });
             }
         }
         match self.fetch_keys().await {
@@ -200,15 +271,12 @@ impl Authenticator {
             }
             Err(err) => {
                 let mut cache = self.cache.write().await;
-                cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                cache.next_fetch_allowed = Some(Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh_interval));
                 if cache.fetched {
                     tracing::warn!(error = %format!("{err:#}"), "JWKS refresh failed; keeping the cached keys");
                     Err(ApiError::unauthorized("The access token was signed by an unknown key"))
                 } else {
-                    Err(ApiError::unavailable(
-                        "The identity provider is unreachable; try again shortly",
-                        err,
-                    ))
+                    Err(identity_provider_unavailable(Some(err)))
                 }
             }
         }
@@ -257,6 +325,18 @@ impl Authenticator {
     }
 }
 
+/// No signing key has ever been fetched (a fresh instance) and the identity provider cannot be
+/// reached or answers with an error: a retryable 503 with a generic message (what went wrong is
+/// logged, never shown).
+fn identity_provider_unavailable(cause: Option<anyhow::Error>) -> ApiError {
+    ApiError::Unavailable {
+        message: "Sign-in cannot be checked right now; please try again shortly".into(),
+        source: Some(cause.unwrap_or_else(|| {
+            anyhow::anyhow!("no JWKS fetched yet and the last attempt failed moments ago (backing off)")
+        })),
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235).
 fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
@@ -292,6 +372,49 @@ mod tests {
             builder = builder.header(header::AUTHORIZATION, *v);
         }
         builder.body(Body::Empty).unwrap()
+    }
+
+    fn claims(json: serde_json::Value) -> Claims {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_a_verified_email_claim_is_verified() {
+        use serde_json::json;
+        const AUD: &str = "https://api.example.test";
+        let claim = |j| claims(j).email_claim(AUD);
+        assert_eq!(claim(json!({"sub": "s"})), EmailClaim::Absent);
+        assert_eq!(
+            claim(json!({"sub": "s", "email": "Op@Example.com", "email_verified": true})),
+            EmailClaim::Verified("Op@Example.com".into())
+        );
+        for unverified in [json!(false), json!("true"), json!(1), serde_json::Value::Null] {
+            assert_eq!(
+                claim(json!({"sub": "s", "email": "op@example.com", "email_verified": unverified})),
+                EmailClaim::Unverified
+            );
+        }
+        assert_eq!(
+            claim(json!({"sub": "s", "email": "op@example.com"})),
+            EmailClaim::Unverified
+        );
+        assert_eq!(
+            claim(json!({"sub": "s", "https://api.example.test/email": "op@example.com",
+                         "https://api.example.test/email_verified": true})),
+            EmailClaim::Verified("op@example.com".into())
+        );
+        // Another namespace is someone else's claim.
+        assert_eq!(
+            claim(json!({"sub": "s", "https://other.test/email": "op@example.com",
+                         "https://other.test/email_verified": true})),
+            EmailClaim::Absent
+        );
+        for junk in [json!("not an email"), json!("a b@c.d"), json!(42), json!("@x")] {
+            assert_eq!(
+                claim(json!({"sub": "s", "email": junk, "email_verified": true})),
+                EmailClaim::Absent
+            );
+        }
     }
 
     #[test]

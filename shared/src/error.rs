@@ -52,6 +52,10 @@ pub enum ApiError {
     /// Well-formed input with values the API does not accept.
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
+    /// The caller holds as many of something as one user may at once (open event streams):
+    /// 429 with `Retry-After`, when a slot is expected to be free again.
+    #[error("too many requests: {message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// A dependency (database, identity provider) is down; retrying later may work.
     #[error("service unavailable: {message}")]
     Unavailable {
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -127,6 +132,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::BadGateway { .. } => "bad_gateway",
             ApiError::Internal(_) => "internal_server_error",
@@ -142,6 +148,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::Conflict(m)
             | ApiError::UnsupportedMediaType(m) => m,
+            ApiError::TooManyRequests { message, .. } => message,
             ApiError::NotFound(what) => {
                 not_found_message = format!("{} not found", capitalize(what));
                 &not_found_message
@@ -191,10 +198,18 @@ impl ApiError {
             details,
         };
         let mut response = crate::http::json_response(self.status(), &body);
-        if let ApiError::Unauthorized(_) = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after_secs, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }
@@ -277,6 +292,20 @@ mod tests {
         let response = ApiError::unauthorized("missing token").into_response();
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn too_many_requests_says_when_to_retry() {
+        let response = ApiError::TooManyRequests {
+            message: "slow down".into(),
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let body = body_json(&response);
+        assert_eq!(body["error"], "too_many_requests");
+        assert_eq!(body["message"], "slow down");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   tells EventSource to stop reconnecting;
 //! * the same id, still `queued`/`processing`: poll the row every [`POLL_INTERVAL`] for up to the
 //!   caller's bound, answering the moment it changes, else a `: no change` comment (the client
-//!   simply reconnects with the same id).
+//!   simply reconnects with the same id). A wait holds a Lambda instance, so each takes a lease
+//!   (`db::event_streams`): a user may have [`MAX_WAITING_PER_USER`] waits at once, one more is
+//!   a 429 with `Retry-After`.
 //!
 //! See docs/events.md for the wire format, the client code and the costs.
 
@@ -23,6 +25,7 @@ use sqlx::PgPool;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::db::event_streams::{self, Lease};
 use crate::db::images::{self, Image};
 use crate::error::ApiError;
 
@@ -31,8 +34,17 @@ pub const RETRY_MS: u64 = 3000;
 /// How often a waiting request re-reads the image row.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a request waits for a change in production: well under API Gateway's 30 s
-/// integration timeout (and the function's own timeout), so a quiet image ends in a normal 200.
-pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// integration timeout (and the function's 15 s timeout), so a quiet image ends in a normal 200.
+/// Short, because a waiting request holds a whole Lambda instance (and its database pool).
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How many waits one user may have in progress at once (over all images, tabs and devices).
+/// One more is a 429 with `Retry-After`; answers that do not wait (a changed status, a 204) are
+/// never refused. Browsers hold ~6 connections per origin anyway; docs/events.md says to follow
+/// a handful of images and poll the image list for batches.
+pub const MAX_WAITING_PER_USER: i64 = 5;
+/// A lease outlives its wait by this much before it counts as abandoned (an instance that died
+/// mid-wait never deletes its lease).
+const LEASE_SLACK: Duration = Duration::from_secs(10);
 
 /// The `data:` of a `status` event (one line of JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,6 +109,37 @@ pub async fn next(
     if current.is_terminal() {
         return Ok(Next::Finished);
     }
+    let lease = match event_streams::acquire(db, owner, MAX_WAITING_PER_USER, max_wait + LEASE_SLACK).await? {
+        Lease::Granted(id) => id,
+        Lease::Full { oldest_taken_at } => {
+            // The oldest wait ends by the time it was taken plus the wait bound.
+            let frees_at = oldest_taken_at + chrono::Duration::from_std(max_wait).unwrap_or_default();
+            let seconds = ((frees_at - Utc::now()).num_milliseconds() + 999) / 1000;
+            let retry_after_secs = seconds.clamp(1, max_wait.as_secs().max(1) as i64) as u64;
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "You are following too many images at once (at most {MAX_WAITING_PER_USER}); \
+                     close some or retry in {retry_after_secs} s"
+                ),
+                retry_after_secs,
+            });
+        }
+    };
+    let outcome = wait_for_change(db, owner, image_id, last, deadline).await;
+    if let Err(err) = event_streams::release(db, lease).await {
+        tracing::warn!(error = %err, "could not release an event stream lease; it expires on its own");
+    }
+    outcome
+}
+
+/// Re-reads the row every [`POLL_INTERVAL`] until its id differs from `last` or `deadline` passes.
+async fn wait_for_change(
+    db: &PgPool,
+    owner: Uuid,
+    image_id: Uuid,
+    last: &str,
+    deadline: Instant,
+) -> Result<Next, ApiError> {
     loop {
         let now = Instant::now();
         if now >= deadline {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::images::Image;
 use crate::error::{ApiError, FieldError};
+use crate::pagination::Cursor;
 use crate::staging::{RoomType, Style};
 use crate::storage::{DOWNLOAD_URL_TTL, ImageFormat, MAX_UPLOAD_BYTES, ObjectInfo, Storage, UploadKey};
 
@@ -305,18 +306,21 @@ pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
     out
 }
 
-/// The live images of the owner's project as views, newest first; 404 when the project is not
-/// theirs (or missing, or deleted). Serves the flat and the grouped list.
+/// One page of the live images of the owner's project as views, newest first, and the cursor of
+/// the next page; 404 when the project is not theirs (or missing, or deleted). Serves the flat and
+/// the grouped list, so both page the same way (`?limit=`, `?cursor=`, see [`crate::pagination`]).
 pub async fn owned_project_views(
     db: &sqlx::PgPool,
     storage: &Storage,
     owner: Uuid,
     project_id: Uuid,
-) -> Result<Vec<ImageView>, ApiError> {
-    let images = crate::db::images::list_for_project(db, owner, project_id)
+    limit: u32,
+    after: Option<&Cursor>,
+) -> Result<(Vec<ImageView>, Option<Cursor>), ApiError> {
+    let page = crate::db::images::page_for_project(db, owner, project_id, limit, after)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
-    Ok(views(images, storage).await)
+    Ok((views(page.items, storage).await, page.next))
 }
 
 /// One original photo and the staged variants made from it.
@@ -332,6 +336,10 @@ pub struct ImageGroup {
 
 /// Groups views (already newest first) by original photo: groups ordered by their newest
 /// variant, variants newest first, ties broken by id — the same input always gives the same output.
+///
+/// The grouped list is paged by images, like the flat list, so one page stays bounded however many
+/// variants a photo has: a group whose older variants fall on the next page appears again there
+/// (same `file_key`); merging pages by `file_key` gives exactly the unpaged grouping.
 pub fn group_by_original(views: Vec<ImageView>) -> Vec<ImageGroup> {
     let mut order: Vec<String> = Vec::new();
     let mut groups: HashMap<String, Vec<ImageView>> = HashMap::new();

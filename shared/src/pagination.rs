@@ -1,5 +1,10 @@
 //! Keyset pagination for newest-first lists: the cursor is the (created_at, id) of the last item
 //! of the previous page, opaque to clients (base64url of `<micros>:<uuid>`).
+//!
+//! A cursor comes back from the client, so it is input like any other: anything that is not a
+//! cursor this API could have issued (garbage, another encoding, a timestamp before 1970 or after
+//! 9999 such as 100000 BC, which chrono represents and Postgres cannot) is a 400 before any query
+//! runs, never a database error.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,6 +17,11 @@ use crate::http::query_param;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
+
+/// The oldest timestamp a cursor may carry: the Unix epoch (rows are stamped `now()`).
+const EARLIEST_MICROS: i64 = 0;
+/// The newest: 9999-12-31T23:59:59.999999Z, far inside what Postgres' timestamptz holds.
+const LATEST_MICROS: i64 = 253_402_300_799_999_999;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -30,6 +40,9 @@ impl Cursor {
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        if !(EARLIEST_MICROS..=LATEST_MICROS).contains(&micros) {
+            return Err(invalid());
+        }
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
         Ok(Cursor { created_at, id })
@@ -87,5 +100,13 @@ mod tests {
         for bad in ["", "%%%", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
+        // Timestamps chrono holds but Postgres (or any real row) cannot: refused before a query.
+        let id = Uuid::new_v4();
+        for micros in [-3_000_000_000_000_000_000_i64, -1, 253_402_300_800_000_000, i64::MAX] {
+            let raw = URL_SAFE_NO_PAD.encode(format!("{micros}:{id}"));
+            assert!(Cursor::decode(&raw).is_err(), "{micros}");
+        }
+        let latest = URL_SAFE_NO_PAD.encode(format!("{LATEST_MICROS}:{id}"));
+        assert!(Cursor::decode(&latest).is_ok());
     }
 }

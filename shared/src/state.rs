@@ -86,8 +86,16 @@ impl ApiState {
         self.user_for(identity).await
     }
 
-    async fn user_for(&self, Identity { sub }: Identity) -> Result<User, ApiError> {
-        let user = db::users::ensure_by_sub(&self.db, &sub).await?;
+    async fn user_for(&self, Identity { sub, email }: Identity) -> Result<User, ApiError> {
+        use crate::auth::EmailClaim;
+        let mut user = db::users::ensure_by_sub(&self.db, &sub).await?;
+        // The verified address comes from the signed token only (never the profile), so a role
+        // granted by e-mail (docs/admin.md) can only reach whoever proved they own it.
+        user = match email {
+            EmailClaim::Absent => user,
+            EmailClaim::Unverified => db::users::sync_verified_email(&self.db, user, None).await?,
+            EmailClaim::Verified(address) => db::users::sync_verified_email(&self.db, user, Some(&address)).await?,
+        };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         Ok(user)
     }

@@ -92,7 +92,7 @@ impl Admin<'_> {
 }
 
 /// Invokes the set-user-role function as `aws lambda invoke` does.
-async fn set_role(db: &PgPool, payload: Value) -> Result<Value, String> {
+pub async fn set_role(db: &PgPool, payload: Value) -> Result<Value, String> {
     let state = set_user_role::RoleState { db: db.clone() };
     let mut context = shared::lambda_runtime::Context::default();
     context.request_id = format!("invoke-{}", Uuid::new_v4());
@@ -101,11 +101,21 @@ async fn set_role(db: &PgPool, payload: Value) -> Result<Value, String> {
         .map_err(|err| err.to_string())
 }
 
+/// Runs the set-user-role function as an operator does: the dry run, then the same payload with
+/// `confirm` set to the account it showed. Returns (dry run, applied) reports.
+pub async fn set_role_confirmed(db: &PgPool, payload: Value) -> (Value, Value) {
+    let dry = set_role(db, payload.clone()).await.unwrap();
+    assert_eq!(dry["applied"], false, "{dry}");
+    let mut confirmed = payload;
+    confirmed["confirm"] = dry["confirm"].clone();
+    let applied = set_role(db, confirmed).await.unwrap();
+    assert_eq!(applied["applied"], true, "{applied}");
+    (dry, applied)
+}
+
 /// Makes `sub` an admin through the set-user-role function.
 async fn grant_admin(db: &PgPool, sub: &str) -> Uuid {
-    let report = set_role(db, json!({ "auth0_sub": sub, "role": "admin" }))
-        .await
-        .unwrap();
+    let (_, report) = set_role_confirmed(db, json!({ "auth0_sub": sub, "role": "admin" })).await;
     assert_eq!(report["role"], "admin");
     report["user_id"].as_str().unwrap().parse().unwrap()
 }
@@ -228,50 +238,42 @@ async fn set_user_role_grants_and_revokes_the_role_with_an_audit_entry(db: PgPoo
     let routes = admin_routes(&app);
     routes.get(PLAIN, MODELS, None).await.assert_error(403, "forbidden");
 
-    // Granted by sub: the next request of the same token is an admin's.
-    let report = set_role(&app.db, json!({"auth0_sub": PLAIN, "role": "admin"}))
-        .await
-        .unwrap();
+    // Granted by sub: a dry run first (nothing changes), then the confirmed change; the next
+    // request of the same token is an admin's.
+    let (dry, report) = set_role_confirmed(&app.db, json!({"auth0_sub": PLAIN, "role": "admin"})).await;
+    assert_eq!(dry["auth0_sub"], PLAIN);
+    assert_eq!(dry["matched_by"], "auth0_sub");
+    assert_eq!(dry["changed"], true, "the dry run says the grant would change the role");
+    assert!(dry["user_id"].is_string() && dry["created_at"].is_string(), "{dry}");
     assert_eq!(report["previous_role"], "user");
     assert_eq!(report["changed"], true);
+    assert_eq!(report["user_id"], dry["user_id"]);
     assert_ok(&routes.get(PLAIN, MODELS, None).await);
 
     // The same grant again changes nothing and records nothing.
     let entries = audit_count(&app.db).await;
-    let again = set_role(&app.db, json!({"auth0_sub": PLAIN, "role": "admin"}))
-        .await
-        .unwrap();
+    let (_, again) = set_role_confirmed(&app.db, json!({"auth0_sub": PLAIN, "role": "admin"})).await;
     assert_eq!(again["changed"], false);
     assert_eq!(audit_count(&app.db).await, entries);
 
-    // A user who never signed in can be made admin ahead of time.
-    let future = set_role(
+    // A user who never signed in can be made admin ahead of time: the dry run says so (no id yet).
+    let (dry, future) = set_role_confirmed(
         &app.db,
         json!({"auth0_sub": "auth0|not-yet-signed-in", "role": "admin"}),
     )
-    .await
-    .unwrap();
+    .await;
+    assert!(dry["user_id"].is_null() && dry["created_at"].is_null(), "{dry}");
     assert_eq!(future["previous_role"], "user");
     assert_ok(&routes.get("auth0|not-yet-signed-in", SETTINGS, None).await);
 
-    // By e-mail (case-insensitive), then revoked: 403 again at once.
-    sqlx::query("UPDATE users SET email = 'Alice@Example.com' WHERE auth0_sub = $1")
-        .bind(PLAIN)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let revoked = set_role(&app.db, json!({"email": "alice@example.COM", "role": "user"}))
-        .await
-        .unwrap();
+    // Revoked: 403 again at once.
+    let (_, revoked) = set_role_confirmed(&app.db, json!({"auth0_sub": PLAIN, "role": "user"})).await;
     assert_eq!(revoked["auth0_sub"], PLAIN);
     assert_eq!(revoked["role"], "user");
     routes.get(PLAIN, MODELS, None).await.assert_error(403, "forbidden");
 
-    // Refused, and nothing changes: unknown role, both or neither target, unknown or shared e-mail.
-    sqlx::query("INSERT INTO users (auth0_sub, email) VALUES ('auth0|twin-1', 'twin@example.com'), ('auth0|twin-2', 'TWIN@example.com')")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    // Refused, and nothing changes: unknown role, both or neither target, a bad sub or confirm,
+    // an e-mail nobody verified, a confirm naming another account.
     let entries = audit_count(&app.db).await;
     for (payload, expect) in [
         (json!({"auth0_sub": PLAIN, "role": "superuser"}), "invalid request"),
@@ -281,8 +283,12 @@ async fn set_user_role_grants_and_revokes_the_role_with_an_audit_entry(db: PgPoo
         ),
         (json!({"role": "admin"}), "exactly one"),
         (json!({"auth0_sub": "auth0|has space", "role": "admin"}), "auth0_sub"),
+        (json!({"auth0_sub": PLAIN, "role": "admin", "confirm": " "}), "confirm"),
         (json!({"email": "nobody@example.com", "role": "admin"}), "no user"),
-        (json!({"email": "twin@example.com", "role": "admin"}), "2 users"),
+        (
+            json!({"auth0_sub": PLAIN, "role": "admin", "confirm": "auth0|someone-else"}),
+            "confirm names auth0|someone-else",
+        ),
         (
             json!({"auth0_sub": PLAIN, "role": "admin", "extra": 1}),
             "invalid request",

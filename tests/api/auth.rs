@@ -222,15 +222,81 @@ async fn a_rotated_key_is_picked_up_on_an_unknown_kid(db: PgPool) {
     assert_eq!(profile_with(&app, &app.token("auth0|alice")).await.status, 200);
 }
 
+#[track_caller]
+fn assert_provider_unavailable(response: &TestResponse) {
+    response.assert_error(503, "service_unavailable");
+    assert_eq!(response.header("www-authenticate"), None, "not a credentials problem");
+    let message = response.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("try again"), "{message}");
+    for internal in ["jwks", "JWKS", "500", "502", "127.0.0.1", "connect"] {
+        assert!(!message.contains(internal), "the cause stays in the logs: {message}");
+    }
+}
+
+/// A fresh instance (no key ever fetched) whose identity provider answers 5xx: every request with
+/// a well-formed token is a 503, the first and those during the back-off alike; a token that is
+/// invalid on its face is still a 401; once the provider recovers, the same token is accepted.
 #[sqlx::test]
-async fn an_unreachable_identity_provider_is_a_503_not_a_401(db: PgPool) {
-    let app = spawn_app_with(db, Duration::from_secs(60), false).await;
+async fn an_identity_provider_answering_5xx_is_a_503_not_a_401_until_it_recovers(db: PgPool) {
+    let app = spawn_app_with(db, Duration::from_secs(2), false).await;
     Mock::given(method("GET"))
         .and(path("/.well-known/jwks.json"))
-        .respond_with(ResponseTemplate::new(502))
+        .respond_with(ResponseTemplate::new(500).set_body_string("upstream error"))
         .mount(&app.jwks)
         .await;
-    profile_with(&app, &app.token("auth0|alice"))
-        .await
-        .assert_error(503, "service_unavailable");
+    let token = app.token("auth0|alice");
+    // The first request fetches and fails; the next ones fall in the back-off window.
+    for _ in 0..3 {
+        assert_provider_unavailable(&profile_with(&app, &token).await);
+    }
+    assert_eq!(
+        app.jwks.received_requests().await.unwrap().len(),
+        1,
+        "the back-off keeps an outage from becoming a request to Auth0 per API call"
+    );
+    // Invalid whatever the keys say: still 401.
+    assert_unauthorized(&profile_with(&app, "not-a-jwt").await);
+    let no_kid = sign(&app.claims("auth0|alice"), None, dev_private_key());
+    assert_unauthorized(&profile_with(&app, &no_kid).await);
+    let alg_none = unsigned(
+        &json!({"alg": "none", "typ": "JWT", "kid": DEV_KID}),
+        &app.claims("auth0|alice"),
+    );
+    assert_unauthorized(&profile_with(&app, &alg_none).await);
+    assert_eq!(app.user_count().await, 0, "nobody was let in");
+
+    // Auth0 is back: after the back-off the keys are fetched and the token works.
+    app.jwks.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(dev_jwks()))
+        .mount(&app.jwks)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(profile_with(&app, &token).await.status, 200);
+    // With keys cached, a forged token is a 401 again even if the provider goes down.
+    app.jwks.reset().await;
+    let forged = sign(&app.claims("auth0|mallory"), Some(DEV_KID), attacker_private_key());
+    assert_unauthorized(&profile_with(&app, &forged).await);
+}
+
+/// The identity provider cannot even be connected to (DNS, network, Auth0 down): 503 too.
+#[sqlx::test]
+async fn an_unreachable_identity_provider_is_a_503_not_a_401(db: PgPool) {
+    let mut app = spawn_app_with(db, Duration::from_secs(60), false).await;
+    // A port nobody listens on: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut config = app.auth.clone();
+    config.jwks_url = format!("http://127.0.0.1:{port}/.well-known/jwks.json")
+        .parse()
+        .unwrap();
+    app.api.auth = shared::auth::Authenticator::new(config, shared::state::outbound_http_client().unwrap());
+    let token = app.token("auth0|alice");
+    for _ in 0..2 {
+        assert_provider_unavailable(&profile_with(&app, &token).await);
+    }
+    assert_unauthorized(&profile_with(&app, "not-a-jwt").await);
+    assert_eq!(app.user_count().await, 0);
 }

@@ -364,6 +364,11 @@ async fn an_image_deleted_during_the_wait_ends_the_stream_with_404(db: PgPool) {
     .await;
     deleter.await.unwrap();
     response.assert_error(404, "not_found");
+    assert_eq!(
+        leases_of(&app, "auth0|alice").await,
+        0,
+        "a wait that ends in an error frees its lease"
+    );
 }
 
 #[sqlx::test]
@@ -424,4 +429,140 @@ async fn a_stale_or_malformed_last_event_id_gets_the_current_status_at_once(db: 
         assert_eq!(data["status"], "ready");
         assert!(started.elapsed() < Duration::from_secs(5), "{last:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One user cannot hold many instances (and their database connections) by waiting on many streams.
+
+async fn leases_of(app: &TestApp, sub: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM event_stream_leases l JOIN users u ON u.id = l.user_id WHERE u.auth0_sub = $1",
+    )
+    .bind(sub)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+/// A request that will wait: `sub`'s fresh queued image, with its current id as Last-Event-ID.
+async fn waiting_call(app: &TestApp, sub: &str) -> Call {
+    let id = image(app, sub, "queued").await;
+    let seen = current_id(app, id).await;
+    events_call(id).bearer(&app.token(sub)).header("last-event-id", seen)
+}
+
+#[sqlx::test]
+async fn one_user_may_hold_only_a_few_waiting_streams_and_the_next_is_a_429(db: PgPool) {
+    let app = spawn_app(db).await;
+    let cap = shared::events::MAX_WAITING_PER_USER as usize;
+    let mut held = Vec::new();
+    for _ in 0..cap {
+        held.push(waiting_call(&app, "auth0|alice").await);
+    }
+    // From the web app's origin, so the answer carries its CORS headers.
+    let extra = waiting_call(&app, "auth0|alice").await.header("origin", FRONTEND);
+    let bobs = waiting_call(&app, "auth0|bob").await;
+    let snapshot_image = image(&app, "auth0|alice", "queued").await;
+    let finished_image = image(&app, "auth0|alice", "ready").await;
+    let finished_id = current_id(&app, finished_image).await;
+    let hold_for = Duration::from_secs(4);
+
+    let holders = futures::future::join_all(held.into_iter().map(|c| send_waiting(&app, c, hold_for)));
+    let probe = async {
+        // Until all of Alice's waits hold their lease.
+        let started = Instant::now();
+        while leases_of(&app, "auth0|alice").await < cap as i64 {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "the waits never took their leases"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let over = send_waiting(&app, extra, hold_for).await;
+        // Other users are not affected, and answers that do not wait are never refused.
+        let bob = send_waiting(&app, bobs, Duration::from_millis(200)).await;
+        let snapshot = send(&app, events_call(snapshot_image).bearer(&app.token("auth0|alice"))).await;
+        let finished = send(
+            &app,
+            events_call(finished_image)
+                .bearer(&app.token("auth0|alice"))
+                .header("last-event-id", &finished_id),
+        )
+        .await;
+        let during = leases_of(&app, "auth0|alice").await;
+        (over, bob, snapshot, finished, during)
+    };
+    let (held, (over, bob, snapshot, finished, during)) = tokio::join!(holders, probe);
+
+    over.assert_error(429, "too_many_requests");
+    let retry_after: u64 = over.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=4).contains(&retry_after),
+        "until the oldest wait ends: {retry_after}"
+    );
+    assert!(
+        over.header("access-control-expose-headers")
+            .unwrap()
+            .contains("retry-after"),
+        "the web app can read it"
+    );
+    assert!(
+        over.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many images at once"),
+        "{}",
+        over.json()
+    );
+    assert_eq!(during, cap as i64, "the refused request took no lease");
+    assert_eq!(parse_sse(&bob).comments, vec!["no change"]);
+    assert_eq!(single_status(&snapshot).1["status"], "queued");
+    assert_eq!(finished.status, 204);
+    for response in &held {
+        assert_eq!(parse_sse(response).comments, vec!["no change"]);
+    }
+    // Every wait gave its lease back: Alice can wait again.
+    assert_eq!(leases_of(&app, "auth0|alice").await, 0);
+    assert_eq!(leases_of(&app, "auth0|bob").await, 0);
+    let again = send_waiting(
+        &app,
+        waiting_call(&app, "auth0|alice").await,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(parse_sse(&again).comments, vec!["no change"]);
+}
+
+#[sqlx::test]
+async fn leases_of_instances_that_died_mid_wait_expire(db: PgPool) {
+    let app = spawn_app(db).await;
+    let next = waiting_call(&app, "auth0|alice").await;
+    let user = shared::db::users::ensure_by_sub(&app.db, "auth0|alice").await.unwrap();
+    // Five waits whose instances died 2 s into a 10 s wait: their leases are still live.
+    let cap = shared::events::MAX_WAITING_PER_USER;
+    sqlx::query(
+        "INSERT INTO event_stream_leases (user_id, created_at, expires_at) \
+         SELECT $1, now() - interval '2 seconds', now() + interval '18 seconds' FROM generate_series(1, $2)",
+    )
+    .bind(user.id)
+    .bind(cap as i32)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let refused = send_waiting(&app, waiting_call(&app, "auth0|alice").await, Duration::from_secs(10)).await;
+    refused.assert_error(429, "too_many_requests");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (7..=9).contains(&retry_after),
+        "the oldest wait ends ~8 s from now: {retry_after}"
+    );
+
+    // Once past their expiry they no longer count (and are swept).
+    sqlx::query("UPDATE event_stream_leases SET expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let response = send_waiting(&app, next, Duration::from_millis(200)).await;
+    assert_eq!(parse_sse(&response).comments, vec!["no change"]);
+    assert_eq!(leases_of(&app, "auth0|alice").await, 0);
 }

@@ -439,7 +439,11 @@ async fn list_shows_live_images_of_an_owned_project_newest_first(db: PgPool) {
     let response = list(&sa, ALICE, project).await;
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     let body = response.json();
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["images"]);
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["images", "next_cursor"]
+    );
+    assert_eq!(body["next_cursor"], Value::Null, "everything fits on one page");
     assert_eq!(ids_of(&body["images"]), strs(&[ids[3], ids[2], ids[0]]));
     let first = &body["images"][0];
     assert_eq!(
@@ -461,7 +465,10 @@ async fn list_shows_live_images_of_an_owned_project_newest_first(db: PgPool) {
 
     // An empty project: an empty array, never null.
     let empty = sa.project(ALICE, "Empty").await;
-    assert_eq!(list(&sa, ALICE, empty).await.json(), json!({"images": []}));
+    assert_eq!(
+        list(&sa, ALICE, empty).await.json(),
+        json!({"images": [], "next_cursor": null})
+    );
 
     // Foreign, missing and deleted projects are all the same 404.
     let foreign = list(&sa, BOB, project).await;
@@ -576,7 +583,10 @@ async fn grouped_groups_variants_by_original_photo(db: PgPool) {
 
     // Same access rules as the flat list.
     let empty = sa.project(ALICE, "Empty").await;
-    assert_eq!(grouped(&sa, ALICE, empty).await.json(), json!({"images": []}));
+    assert_eq!(
+        grouped(&sa, ALICE, empty).await.json(),
+        json!({"images": [], "next_cursor": null})
+    );
     let foreign = grouped(&sa, BOB, project).await;
     foreign.assert_error(404, "not_found");
     assert_eq!(grouped(&sa, ALICE, Uuid::new_v4()).await.json(), foreign.json());

@@ -16,6 +16,9 @@ fn main() -> Result<(), lambda_runtime::Error> {
             match set_user_role::run_cli(&state, &args).await {
                 Ok(report) => {
                     println!("{}", shared::serde_json::to_string(&report)?);
+                    if let Some(hint) = set_user_role::dry_run_hint(&args, &report) {
+                        eprintln!("{hint}");
+                    }
                     return Ok(());
                 }
                 Err(err) => {

@@ -3,6 +3,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::pagination::{Cursor, Page};
 use crate::queue::JobMessage;
 
 #[derive(Debug, Clone, FromRow)]
@@ -121,8 +122,15 @@ pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Ima
     Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
 }
 
-/// Live images of the owner's live project, newest first; `None` when the project is not theirs.
-pub async fn list_for_project(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<Option<Vec<Image>>, ApiError> {
+/// One page of the live images of the owner's live project, newest first (ties broken by id so
+/// pages never overlap or skip); `None` when the project is not theirs.
+pub async fn page_for_project(
+    db: &PgPool,
+    owner: Uuid,
+    project_id: Uuid,
+    limit: u32,
+    after: Option<&Cursor>,
+) -> Result<Option<Page<Image>>, ApiError> {
     if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
         return Ok(None);
     }
@@ -130,11 +138,21 @@ pub async fn list_for_project(db: &PgPool, owner: Uuid, project_id: Uuid) -> Res
         "SELECT ",
         columns!(),
         " FROM images i WHERE i.project_id = $1 AND i.user_id = $2 AND i.deleted_at IS NULL \
-         ORDER BY i.created_at DESC, i.id DESC"
+           AND ($3::timestamptz IS NULL OR (i.created_at, i.id) < ($3, $4)) \
+         ORDER BY i.created_at DESC, i.id DESC LIMIT $5"
     );
-    Ok(Some(
-        sqlx::query_as(SQL).bind(project_id).bind(owner).fetch_all(db).await?,
-    ))
+    let rows: Vec<Image> = sqlx::query_as(SQL)
+        .bind(project_id)
+        .bind(owner)
+        .bind(after.map(|c| c.created_at))
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db)
+        .await?;
+    Ok(Some(Page::from_rows_plus_one(rows, limit, |row| Cursor {
+        created_at: row.created_at,
+        id: row.id,
+    })))
 }
 
 /// Soft-deletes the owner's image; its storage objects are purged later (`purged_at`).

@@ -2,6 +2,7 @@
 //! owner's id and filters by it in SQL, so "not yours" and "does not exist" are the same answer.
 
 pub mod audit;
+pub mod event_streams;
 pub mod images;
 pub mod invoices;
 pub mod jobs;

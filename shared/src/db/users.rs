@@ -19,6 +19,8 @@ pub struct User {
     pub profile_photo_url: Option<String>,
     pub preferences: Value,
     pub stripe_customer_id: Option<String>,
+    /// The address the identity provider vouched for (a verified token claim); never user input.
+    pub verified_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -32,7 +34,7 @@ impl User {
 macro_rules! columns {
     () => {
         "id, auth0_sub, role, email, full_name, company_name, phone, billing_address, \
-         profile_photo_url, preferences, stripe_customer_id, created_at, updated_at"
+         profile_photo_url, preferences, stripe_customer_id, verified_email, created_at, updated_at"
     };
 }
 
@@ -58,6 +60,26 @@ pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
         .fetch_optional(db)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user row vanished right after a conflicting insert")))
+}
+
+/// Records what the identity provider says about the user's e-mail (called on sign-in, only with
+/// values taken from a verified token): `Some` = this address is verified, `None` = the token says
+/// the address is not verified (any earlier one is forgotten). Writes only when it differs.
+pub async fn sync_verified_email(db: &PgPool, user: User, verified_email: Option<&str>) -> Result<User, ApiError> {
+    if user.verified_email.as_deref() == verified_email {
+        return Ok(user);
+    }
+    const SQL: &str = concat!(
+        "UPDATE users SET verified_email = $2 WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    let updated: Option<User> = sqlx::query_as(SQL)
+        .bind(user.id)
+        .bind(verified_email)
+        .fetch_optional(db)
+        .await?;
+    tracing::info!(user_id = %user.id, verified = verified_email.is_some(), "recorded the identity provider's e-mail verification");
+    updated.ok_or(ApiError::NotFound("user"))
 }
 
 /// Applies a validated partial update. Each column is touched only when its field was sent:
@@ -153,13 +175,22 @@ pub async fn lock_or_create_by_sub(conn: &mut sqlx::PgConnection, sub: &str) -> 
     .await
 }
 
-/// Every user whose e-mail is `email` (case-insensitive), locked. More than one is possible: the
-/// e-mail is profile data, not an identity.
-pub async fn lock_by_email(conn: &mut sqlx::PgConnection, email: &str) -> Result<Vec<User>, sqlx::Error> {
+/// The user of an Auth0 subject, if they exist (a read: the role grant's dry run changes nothing).
+pub async fn find_by_sub(conn: &mut sqlx::PgConnection, sub: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE auth0_sub = $1"))
+        .bind(sub)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Every user whose *verified* e-mail is `email` (case-insensitive), oldest first, locked. Never
+/// `users.email`: that is profile text any user can set to anyone's address. More than one is
+/// possible (one person, two Auth0 logins; the caller refuses to choose).
+pub async fn lock_by_verified_email(conn: &mut sqlx::PgConnection, email: &str) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM users WHERE lower(email) = lower($1) ORDER BY created_at LIMIT 5 FOR UPDATE"
+        " FROM users WHERE lower(verified_email) = lower($1) ORDER BY created_at, id LIMIT 5 FOR UPDATE"
     ))
     .bind(email)
     .fetch_all(conn)

@@ -11,7 +11,8 @@ use crate::error::ApiError;
 
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const ALLOWED_HEADERS: &str = "authorization, content-type";
-const EXPOSED_HEADERS: &str = "location, x-request-id";
+/// Readable by the web app's JavaScript: `retry-after` says when a 429 may be retried.
+const EXPOSED_HEADERS: &str = "location, x-request-id, retry-after";
 
 /// Runs one handler for one request: the single place where errors become responses and where
 /// CORS, security headers, the request id and the access-log line are added.

@@ -4,7 +4,8 @@
 //! development and tests only. Deployed stacks never trust it: they refuse http issuers, and the
 //! local issuer is `http://127.0.0.1:9001/` (see dev/issuer/README.md).
 //!
-//! Usage: `scripts/dev-token [--sub SUB] [--ttl SECONDS] [--key PEM]`; issuer and audience come
+//! Usage: `scripts/dev-token [--sub SUB] [--email ADDRESS [--email-unverified]] [--ttl SECONDS]
+//! [--key PEM]`; issuer and audience come
 //! from `AUTH0_ISSUER` / `AUTH0_AUDIENCE` (the values `scripts/dev` uses are the defaults).
 
 use std::path::PathBuf;
@@ -28,13 +29,16 @@ fn default_key_path() -> PathBuf {
 fn usage() -> String {
     format!(
         "\
-Usage: dev-token [--sub SUB] [--ttl SECONDS] [--key PATH]
+Usage: dev-token [--sub SUB] [--email ADDRESS [--email-unverified]] [--ttl SECONDS] [--key PATH]
 
 Prints an RS256 access token signed with the local development key (kid {KID}),
 for the local stack started by scripts/dev. Development and tests only.
 
 Options:
   --sub SUB        subject, the user identity    [default: {DEFAULT_SUB}]
+  --email ADDRESS  add the `email` claim with `email_verified: true`, as the Auth0 Action of
+                   docs/admin.md does (the API records it as the user's verified e-mail)
+  --email-unverified  the same address with `email_verified: false`
   --ttl SECONDS    lifetime, 1 to {MAX_TTL} seconds  [default: {DEFAULT_TTL}]
   --key PATH       PKCS#8 PEM RSA private key    [default: dev/issuer/dev-signing-key.pem]
   -h, --help       show this help
@@ -52,6 +56,8 @@ Example:
 
 struct Args {
     sub: String,
+    email: Option<String>,
+    email_verified: bool,
     ttl: i64,
     key: PathBuf,
 }
@@ -64,6 +70,8 @@ enum Parsed {
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let mut args = Args {
         sub: DEFAULT_SUB.to_string(),
+        email: None,
+        email_verified: true,
         ttl: DEFAULT_TTL,
         key: default_key_path(),
     };
@@ -99,8 +107,13 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed, String> 
                 args.ttl = ttl;
             }
             "--key" => args.key = PathBuf::from(value("--key")?),
+            "--email" => args.email = Some(value("--email")?),
+            "--email-unverified" => args.email_verified = false,
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    if !args.email_verified && args.email.is_none() {
+        return Err("--email-unverified needs --email".into());
     }
     Ok(Parsed::Run(args))
 }
@@ -119,13 +132,17 @@ fn mint(args: &Args) -> Result<String, String> {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(KID.to_string());
     let now = Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": env_or("AUTH0_ISSUER", DEFAULT_ISSUER),
         "aud": env_or("AUTH0_AUDIENCE", DEFAULT_AUDIENCE),
         "sub": args.sub,
         "iat": now,
         "exp": now + args.ttl,
     });
+    if let Some(email) = &args.email {
+        claims["email"] = json!(email);
+        claims["email_verified"] = json!(args.email_verified);
+    }
     encode(&header, &claims, &key).map_err(|e| format!("cannot sign the token: {e}"))
 }
 

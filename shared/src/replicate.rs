@@ -406,13 +406,7 @@ impl ReplicateError {
     /// not exist (a create's 404). Retrying will not help until the operator acts; failing the
     /// user's job for it would be wrong.
     pub fn is_account_fault(&self) -> bool {
-        matches!(
-            self,
-            ReplicateError::Rejected {
-                status: 401 | 402 | 403 | 404,
-                ..
-            }
-        )
+        matches!(self, ReplicateError::Rejected { status: 401..=404, .. })
     }
 
     /// Replicate may have acted on the request although the answer was lost or unusable: a server
@@ -1061,6 +1055,35 @@ mod tests {
                 "retry {retry}: {delay:?} vs {full:?}"
             );
         }
+    }
+
+    #[test]
+    fn account_faults_and_ambiguous_outcomes_are_told_apart() {
+        let rejected = |status| ReplicateError::Rejected {
+            status,
+            detail: "x".into(),
+        };
+        for status in [401, 402, 403, 404] {
+            assert!(rejected(status).is_account_fault(), "{status}");
+            assert!(!rejected(status).is_ambiguous(), "{status}");
+        }
+        for status in [400, 409, 422] {
+            assert!(!rejected(status).is_account_fault(), "{status}");
+        }
+        let unreadable = ReplicateError::InvalidResponse(serde_json::from_str::<Value>("<html>").unwrap_err());
+        for ambiguous in [
+            ReplicateError::Server { status: 502 },
+            ReplicateError::TimedOut {
+                after: Duration::from_secs(45),
+            },
+            unreadable,
+            ReplicateError::TooLarge { limit: 1 },
+        ] {
+            assert!(ambiguous.is_ambiguous(), "{ambiguous}");
+            assert!(!ambiguous.is_account_fault(), "{ambiguous}");
+        }
+        // A 429 proves nothing was created: not ambiguous.
+        assert!(!ReplicateError::Throttled { retry_after: None }.is_ambiguous());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! * Everything goes through production code: the states are built by `HttpState::from_env` from
 //!   the same variables the functions read, requests are real API Gateway v2 (payload 2.0) events
-//!   parsed by `lambda_http`, and handlers run inside `shared::http::respond`, as on Lambda.
+//!   parsed by `lambda_http`, and handlers run inside `shared::platform::http::respond`, as on Lambda.
 //! * Postgres is real: a database `realstaging_bench_<random>` is created on the server of
 //!   `DATABASE_URL`, migrated with `shared::db::MIGRATOR`, and dropped at the end (also after a
 //!   panic). Only the identity provider is fake: wiremock serves the dev JWKS (dev/issuer/).
@@ -31,10 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::FutureExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use shared::config::{Env, WebConfig};
-use shared::http::ApiResult;
 use shared::lambda_http::Request;
-use shared::state::{ApiState, HttpState, PublicState};
+use shared::platform::config::{Env, WebConfig};
+use shared::platform::http::ApiResult;
+use shared::platform::state::{ApiState, HttpState, PublicState};
 use sqlx::{Connection, PgConnection};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -57,7 +57,7 @@ fn main() {
         );
         std::process::exit(2);
     };
-    // The Lambda functions run on a current-thread runtime too (shared::lambda::run_http).
+    // The Lambda functions run on a current-thread runtime too (shared::platform::lambda::run_http).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -359,7 +359,7 @@ where
     measure(name, iterations / 10, iterations, || async move {
         let request = parse_event(event);
         let started = Instant::now();
-        let response = shared::http::respond(state, web, request, handler).await;
+        let response = shared::platform::http::respond(state, web, request, handler).await;
         let elapsed = started.elapsed();
         if response.status().as_u16() != expected_status {
             panic!(
@@ -379,7 +379,7 @@ where
     F: FnOnce(&'a S, Request) -> Fut,
     Fut: Future<Output = ApiResult>,
 {
-    let response = shared::http::respond(state, web, parse_event(event), handler).await;
+    let response = shared::platform::http::respond(state, web, parse_event(event), handler).await;
     serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
 }
 

@@ -4,13 +4,13 @@
 //!
 //! docs/benchmarks.md ("Worker CPU work") explains each row and has the measured numbers.
 //!
-//! * Image work: `shared::imaging::inspect_original` (every job checks its original before the paid
+//! * Image work: `shared::staging::imaging::inspect_original` (every job checks its original before the paid
 //!   model call), `reencode_as_jpeg` (every model output becomes a clean JPEG at the worker's quality
-//!   90) and `simulated_staging` (the offline simulator), on inputs from `shared::imaging::samples`
+//!   90) and `simulated_staging` (the offline simulator), on inputs from `shared::staging::imaging::samples`
 //!   generated once before any clock starts: 2 MP and 12 MP originals, and one at the 40 MP limit
 //!   `ImageLimits::ORIGINAL` allows. The refusals (pixel flood, truncated JPEG, HTML) are
 //!   timed too, to show that they are refused from the header, before any pixel buffer exists.
-//! * Job set-up: `shared::prompts::build_prompt` for all 40 room/style pairs, and the default
+//! * Job set-up: `shared::staging::prompts::build_prompt` for all 40 room/style pairs, and the default
 //!   model's `validate_config` (of its stored, seeded configuration) and `build_input`.
 //! * Memory: during the image benchmarks a counting global allocator records the peak heap in use
 //!   above the level at the benchmark's start: the memory one call needs (resident size is no
@@ -31,11 +31,11 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::imaging::{self, ImageLimits, ImageProblem, Jpeg, samples};
+use shared::clients::storage::ImageFormat;
 use shared::models::{self, StagingInput};
-use shared::prompts;
-use shared::staging::{RoomType, Style};
-use shared::storage::ImageFormat;
+use shared::staging::imaging::{self, ImageLimits, ImageProblem, Jpeg, samples};
+use shared::staging::prompts;
+use shared::staging::vocabulary::{RoomType, Style};
 
 /// The worker's JPEG quality for stored results (`WorkerConfig::jpeg_quality`'s default).
 const WORKER_JPEG_QUALITY: u8 = 90;
@@ -44,7 +44,7 @@ const SIMULATION_MAX_SIDE: u32 = 2048;
 /// The SQS event source's BatchSize: the messages one worker invocation handles at once.
 const SQS_BATCH_SIZE: usize = 5;
 /// The worker's limit on image decodes/encodes running at once per instance (`IMAGE_WORK` in
-/// shared/src/worker/run.rs).
+/// shared/src/staging/worker/run.rs).
 const WORKER_IMAGE_JOBS_AT_ONCE: usize = 2;
 /// A presigned GET URL of an original, as long as the real ones (signature and all).
 const PRESIGNED_URL: &str = "https://s3.us-west-004.backblazeb2.com/realstaging-originals/originals/\

@@ -1,47 +1,30 @@
 //! The domain crate of Real Staging AI. Every Lambda function is a thin crate over this one.
 //!
-//! Layout (modules mirror the domain):
-//! - [`config`]: typed configuration from environment variables, validated at cold start
-//! - [`error`]: the API error enum and its single mapping to HTTP responses
-//! - [`http`]: request parsing, JSON responses, CORS and security headers ([`http::respond`])
-//! - [`auth`]: Auth0 access-token verification with a cached JWKS
-//! - [`db`]: Postgres access, one module per aggregate, and the embedded migrations
-//! - [`state`]: the per-cold-start states functions are built from
-//! - [`lambda`]: running a handler on the Lambda runtime; [`metrics`]: custom CloudWatch metrics (EMF)
-//! - [`admin`]: operators' controls (admin role, active model, model settings, audit trail);
-//!   [`secrets`]: sealing secret settings at rest
-//! - [`profile`], [`projects`], [`billing`], [`staging`], [`pagination`]: domain types and rules
+//! The folders are the domain (docs/architecture.md has the map and a diagram):
+//! - [`platform`]: what every function stands on: configuration, the API error and its HTTP
+//!   mapping, request/response helpers, Auth0 token verification, the Lambda runner, per-cold-start
+//!   states, keyset pagination, custom CloudWatch metrics
+//! - [`db`]: all SQL, one module per table or aggregate, and the embedded migrations
+//! - [`staging`]: the product: the room/style vocabulary, staging requests and image views, the job
+//!   queue, live events, the prompt library, image checks and re-encoding, the worker, the reconciler
+//! - [`models`]: the model registry (Replicate models, their settings schema and inputs)
+//! - [`billing`]: plans, usage and allowance, the billing routes' rules, Stripe (client, webhook)
+//! - [`admin`]: operators' controls (admin role, active model, model settings, audit trail) and
+//!   sealing secret settings at rest
+//! - [`clients`]: outside services spoken to over HTTP: Replicate and the S3 storage (B2)
+//! - [`profile`], [`projects`]: the user's profile and projects
 
 pub mod admin;
-pub mod auth;
 pub mod billing;
-pub mod billing_routes;
-pub mod config;
+pub mod clients;
 pub mod db;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod images;
-pub mod imaging;
-pub mod lambda;
-pub mod metrics;
 pub mod models;
-pub mod pagination;
+pub mod platform;
 pub mod profile;
 pub mod projects;
-pub mod prompts;
-pub mod queue;
-pub mod reconcile;
-pub mod replicate;
-pub mod secrets;
 pub mod staging;
-pub mod state;
-pub mod storage;
-pub mod stripe;
-pub mod usage;
-pub mod worker;
 
-pub use error::ApiError;
+pub use platform::error::ApiError;
 
 // Re-exported so function crates depend on `shared` alone and every function is built with the
 // same dependency features (one `target/` cache for the workspace, `cargo lambda` and `sam build`).

@@ -17,7 +17,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::error::FieldError;
+use crate::platform::error::FieldError;
 
 pub const DEFAULT_MODEL_ID: &str = "qwen/qwen-image-edit";
 

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::db::users::User;
-use crate::error::{ApiError, FieldError};
-use crate::staging::{RoomType, Style};
+use crate::platform::error::{ApiError, FieldError};
+use crate::staging::vocabulary::{RoomType, Style};
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field (with `#[serde(default)]`).
 fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::projects::Project;
-use crate::error::ApiError;
+use crate::platform::error::ApiError;
 
 /// A project name: 1–100 characters after trimming, no control characters. Stored trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]

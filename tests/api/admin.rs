@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use shared::imaging::samples;
-use shared::state::{AdminSecretsState, ApiState};
+use shared::platform::state::{AdminSecretsState, ApiState};
+use shared::staging::imaging::samples;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
@@ -927,7 +927,9 @@ async fn only_allowlisted_settings_exist_and_pausing_staging_refuses_new_work(db
 
     // Paused: a valid staging request is refused with 503 and nothing is reserved or created.
     let project = staging.project(PLAIN, "3 Birch Lane").await;
-    let key = staging.upload(PLAIN, shared::storage::ImageFormat::Jpeg, 2048).await;
+    let key = staging
+        .upload(PLAIN, shared::clients::storage::ImageFormat::Jpeg, 2048)
+        .await;
     let paused = routes
         .put(
             ADMIN,

@@ -292,7 +292,8 @@ async fn an_unreachable_identity_provider_is_a_503_not_a_401(db: PgPool) {
     config.jwks_url = format!("http://127.0.0.1:{port}/.well-known/jwks.json")
         .parse()
         .unwrap();
-    app.api.auth = shared::auth::Authenticator::new(config, shared::state::outbound_http_client().unwrap());
+    app.api.auth =
+        shared::platform::auth::Authenticator::new(config, shared::platform::state::outbound_http_client().unwrap());
     let token = app.token("auth0|alice");
     for _ in 0..2 {
         assert_provider_unavailable(&profile_with(&app, &token).await);

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, Env, Secret};
+use shared::billing::plans::PlansConfig;
+use shared::billing::stripe::{STRIPE_VERSION, Stripe, StripeConfig};
+use shared::platform::config::{AppEnv, Env, Secret};
+use shared::platform::state::{ApiState, BillingState, outbound_http_client};
 use shared::reqwest::Url;
-use shared::state::{ApiState, BillingState, outbound_http_client};
-use shared::stripe::{STRIPE_VERSION, Stripe, StripeConfig};
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};

@@ -9,8 +9,8 @@
 //! * Stripe refusing our key is an operator fault: generic 503, ERROR with a stable code.
 
 use serde_json::{Value, json};
-use shared::config::Secret;
-use shared::state::WebhookState;
+use shared::platform::config::Secret;
+use shared::platform::state::WebhookState;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wiremock::matchers::{method, path, query_param};

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::imaging::samples;
-use shared::reconcile::ReconcileReport;
+use shared::staging::imaging::samples;
+use shared::staging::reconcile::ReconcileReport;
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -226,7 +226,11 @@ async fn until_waiters(db: &PgPool, n: i64) {
 async fn deleted_variant(w: &WorkerApp) -> (uuid::Uuid, String, QueuedImage) {
     let project = w.staging.project(ALICE, "9 Purge Street").await;
     let key = w
-        .upload_bytes(ALICE, shared::storage::ImageFormat::Jpeg, samples::room_jpeg(320, 200))
+        .upload_bytes(
+            ALICE,
+            shared::clients::storage::ImageFormat::Jpeg,
+            samples::room_jpeg(320, 200),
+        )
         .await;
     let first = w.queue_image_of(ALICE, project, &key, "living_room", "modern").await;
     while !w.receive_event(10).await.records.is_empty() {}

@@ -454,7 +454,7 @@ async fn waiting_call(app: &TestApp, sub: &str) -> Call {
 #[sqlx::test]
 async fn one_user_may_hold_only_a_few_waiting_streams_and_the_next_is_a_429(db: PgPool) {
     let app = spawn_app(db).await;
-    let cap = shared::events::MAX_WAITING_PER_USER as usize;
+    let cap = shared::staging::events::MAX_WAITING_PER_USER as usize;
     let mut held = Vec::new();
     for _ in 0..cap {
         held.push(waiting_call(&app, "auth0|alice").await);
@@ -539,7 +539,7 @@ async fn leases_of_instances_that_died_mid_wait_expire(db: PgPool) {
     let next = waiting_call(&app, "auth0|alice").await;
     let user = shared::db::users::ensure_by_sub(&app.db, "auth0|alice").await.unwrap();
     // Five waits whose instances died 2 s into a 10 s wait: their leases are still live.
-    let cap = shared::events::MAX_WAITING_PER_USER;
+    let cap = shared::staging::events::MAX_WAITING_PER_USER;
     sqlx::query(
         "INSERT INTO event_stream_leases (user_id, created_at, expires_at) \
          SELECT $1, now() - interval '2 seconds', now() + interval '18 seconds' FROM generate_series(1, $2)",

@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, Env};
-use shared::queue::JobMessage;
-use shared::storage::{ImageFormat, UploadKey};
+use shared::billing::plans::PlansConfig;
+use shared::clients::storage::{ImageFormat, UploadKey};
+use shared::platform::config::{AppEnv, Env};
+use shared::staging::queue::JobMessage;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ const BATCH: &str = "/api/v1/images/batch";
 const ALICE: &str = "auth0|alice";
 const BOB: &str = "auth0|bob";
 
-async fn create_on(state: &shared::state::StagingState, token: &str, body: Value) -> TestResponse {
+async fn create_on(state: &shared::platform::state::StagingState, token: &str, body: Value) -> TestResponse {
     call("POST", SINGLE)
         .bearer(token)
         .json(body)
@@ -328,13 +328,13 @@ async fn a_job_whose_message_was_not_sent_is_marked_for_resend(db: PgPool) {
     let sa = spawn_staging_app(db).await;
     let (project, key) = ready(&sa, ALICE).await;
     let endpoint = std::env::var("TEST_SQS_ENDPOINT").unwrap();
-    let missing = shared::queue::JobQueue::new(&queue_config(&format!(
+    let missing = shared::staging::queue::JobQueue::new(&queue_config(&format!(
         "{}/000000000000/missing-queue",
         endpoint.trim_end_matches('/')
     )))
     .await;
-    let state = shared::state::StagingState {
-        api: shared::state::ApiState::new(web_config(), sa.app.db.clone(), sa.app.auth.clone()).unwrap(),
+    let state = shared::platform::state::StagingState {
+        api: shared::platform::state::ApiState::new(web_config(), sa.app.db.clone(), sa.app.auth.clone()).unwrap(),
         storage: sa.staging.storage.clone(),
         queue: missing,
     };

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use migrate::{MigrateState, PHYSICAL_RESOURCE_ID};
 use serde_json::{Value, json};
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, DatabaseConfig, Env};
-use shared::state::outbound_http_client;
+use shared::billing::plans::PlansConfig;
+use shared::platform::config::{AppEnv, DatabaseConfig, Env};
+use shared::platform::state::outbound_http_client;
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -1,4 +1,4 @@
-//! Cursor pagination at the API edge (shared::pagination), on every paginated route: the projects
+//! Cursor pagination at the API edge (shared::platform::pagination), on every paginated route: the projects
 //! list, the admin audit log, and a project's flat and grouped image lists. A cursor comes back
 //! from the client, so a tampered one is bad input (400, the normal error body), never a 500; and
 //! a project of thousands of images answers in bounded pages that together hold every image once.
@@ -89,7 +89,7 @@ async fn a_tampered_cursor_is_a_400_on_every_paginated_route(db: PgPool) {
         .await
         .unwrap();
     // A real cursor, to show the routes do page and that tampering is what is refused.
-    let real = shared::pagination::Cursor {
+    let real = shared::platform::pagination::Cursor {
         created_at: chrono::Utc::now(),
         id: Uuid::new_v4(),
     }

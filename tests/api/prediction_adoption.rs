@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use shared::imaging::samples;
+use shared::staging::imaging::samples;
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -307,7 +307,11 @@ async fn the_model_reads_the_checked_bytes_even_if_the_upload_is_overwritten(db:
     let storage = &w.staging.storage.storage;
     let other = samples::room_jpeg(300, 200);
     let presigned = storage
-        .presign_upload(&upload_key, shared::storage::ImageFormat::Jpeg, other.len() as u64)
+        .presign_upload(
+            &upload_key,
+            shared::clients::storage::ImageFormat::Jpeg,
+            other.len() as u64,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -394,7 +398,7 @@ async fn account_faults_keep_the_job_queued_unrefunded_and_loud_and_the_user_see
         assert_eq!(response.status, 200);
         let body = response.json();
         assert_eq!(body["status"], "queued");
-        assert_eq!(body["error"], shared::worker::DELAYED_NOTE);
+        assert_eq!(body["error"], shared::staging::worker::DELAYED_NOTE);
         let shown = body.to_string().to_lowercase();
         for vendor in ["replicate", "credit", "authentication", "permission"] {
             assert!(!shown.contains(vendor), "{status}: the user sees {vendor:?}: {shown}");

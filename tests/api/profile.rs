@@ -52,7 +52,7 @@ async fn twenty_concurrent_first_calls_make_exactly_one_user(db: PgPool) {
         let request = call("GET", ROUTE).bearer(&token).request();
         let state = &app.api;
         async move {
-            shared::http::respond(state, &state.web, request, get_profile::handle)
+            shared::platform::http::respond(state, &state.web, request, get_profile::handle)
                 .await
                 .status()
                 .as_u16()

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, DatabaseConfig, Env};
-use shared::state::PublicState;
+use shared::billing::plans::PlansConfig;
+use shared::platform::config::{AppEnv, DatabaseConfig, Env};
+use shared::platform::state::PublicState;
 use sqlx::PgPool;
 
 use crate::support::*;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::imaging::samples;
-use shared::reconcile::ReconcileReport;
+use shared::staging::imaging::samples;
+use shared::staging::reconcile::ReconcileReport;
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -44,7 +44,8 @@ async fn drain(w: &WorkerApp) -> Vec<uuid::Uuid> {
             return ids;
         }
         for record in &event.records {
-            let message: shared::queue::JobMessage = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+            let message: shared::staging::queue::JobMessage =
+                serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
             ids.push(message.job_id);
             w.staging
                 .staging
@@ -104,9 +105,9 @@ async fn an_unsent_job_is_sent_again_once(db: PgPool) {
     assert!(drain(&w).await.is_empty());
 
     // The re-sent message is a normal job message: the worker stages it.
-    shared::queue::JobQueue::send(
+    shared::staging::queue::JobQueue::send(
         &w.staging.staging.queue,
-        &[shared::queue::JobMessage::new(old.job_id, old.image_id)],
+        &[shared::staging::queue::JobMessage::new(old.job_id, old.image_id)],
     )
     .await;
     assert!(w.deliver().await.is_empty());
@@ -277,10 +278,18 @@ async fn deleted_images_are_purged_from_storage_keeping_originals_still_in_use(d
     // Two variants of one upload, and a third image of its own upload; all staged.
     let project = w.staging.project(ALICE, "3 Birch Lane").await;
     let shared_key = w
-        .upload_bytes(ALICE, shared::storage::ImageFormat::Jpeg, samples::room_jpeg(320, 200))
+        .upload_bytes(
+            ALICE,
+            shared::clients::storage::ImageFormat::Jpeg,
+            samples::room_jpeg(320, 200),
+        )
         .await;
     let own_key = w
-        .upload_bytes(ALICE, shared::storage::ImageFormat::Jpeg, samples::room_jpeg(320, 200))
+        .upload_bytes(
+            ALICE,
+            shared::clients::storage::ImageFormat::Jpeg,
+            samples::room_jpeg(320, 200),
+        )
         .await;
     let modern = w
         .queue_image_of(ALICE, project, &shared_key, "living_room", "modern")
@@ -291,9 +300,9 @@ async fn deleted_images_are_purged_from_storage_keeping_originals_still_in_use(d
     let alone = w.queue_image_of(ALICE, project, &own_key, "bedroom", "modern").await;
     while !w.receive_event(10).await.records.is_empty() {}
     for image in [modern, rustic, alone] {
-        shared::queue::JobQueue::send(
+        shared::staging::queue::JobQueue::send(
             &w.staging.staging.queue,
-            &[shared::queue::JobMessage::new(image.job_id, image.image_id)],
+            &[shared::staging::queue::JobMessage::new(image.job_id, image.image_id)],
         )
         .await;
         assert!(w.deliver().await.is_empty());

@@ -6,12 +6,12 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::config::Secret;
-use shared::replicate::{
+use shared::clients::replicate::{
     OutputPolicy, Prediction, PredictionId, PredictionStatus, Replicate, ReplicateConfig, ReplicateError, RetryPolicy,
 };
+use shared::platform::config::Secret;
+use shared::platform::state::outbound_http_client;
 use shared::reqwest::Url;
-use shared::state::outbound_http_client;
 use tokio::time::Instant;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -1,7 +1,7 @@
 //! The schema itself: reversible migrations and constraints that agree with the domain crate.
 
 use shared::db::MIGRATOR;
-use shared::staging::{RoomType, Style};
+use shared::staging::vocabulary::{RoomType, Style};
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = false)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::storage::{ImageFormat, UploadKey};
+use shared::clients::storage::{ImageFormat, UploadKey};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -98,7 +98,7 @@ async fn an_expired_presigned_put_is_refused() {
         .key(&key)
         .content_type("image/jpeg")
         .content_length(10)
-        .presigned(shared::storage::presigning_config(Duration::from_secs(1)).unwrap())
+        .presigned(shared::clients::storage::presigning_config(Duration::from_secs(1)).unwrap())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -122,7 +122,7 @@ async fn presigned_gets_are_short_lived_and_can_ask_for_a_download() {
         .unwrap();
     assert_eq!(
         link.expires_in,
-        shared::storage::MAX_DOWNLOAD_URL_TTL,
+        shared::clients::storage::MAX_DOWNLOAD_URL_TTL,
         "expiry is capped"
     );
     assert!(link.url.contains("X-Amz-Expires=3600"));

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, Env, Secret};
-use shared::state::WebhookState;
+use shared::billing::plans::PlansConfig;
+use shared::platform::config::{AppEnv, Env, Secret};
+use shared::platform::state::WebhookState;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -652,7 +652,7 @@ async fn assert_plan_follows_subscription_lifecycle(db: PgPool, shape: PeriodSha
         (Some("free"), Some(10))
     );
     assert_eq!(body["has_subscription"], false);
-    let month = shared::usage::calendar_month(Utc::now());
+    let month = shared::billing::usage::calendar_month(Utc::now());
     assert_eq!((time(&body["period_start"]), time(&body["period_end"])), month);
 }
 

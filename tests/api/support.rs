@@ -11,11 +11,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use shared::ApiError;
-use shared::auth::Authenticator;
-use shared::config::{AppEnv, AuthConfig, WebConfig};
 use shared::http_types::HeaderMap;
 use shared::lambda_http::{Body, Request, Response};
-use shared::state::{ApiState, PublicState, outbound_http_client};
+use shared::platform::auth::Authenticator;
+use shared::platform::config::{AppEnv, AuthConfig, WebConfig};
+use shared::platform::state::{ApiState, PublicState, outbound_http_client};
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -237,13 +237,13 @@ impl Call {
         shared::lambda_http::request::from_str(&self.event().to_string()).expect("a valid API Gateway v2 event")
     }
 
-    /// Runs `handler` on this event through [`shared::http::respond`], as in production.
+    /// Runs `handler` on this event through [`shared::platform::http::respond`], as in production.
     pub async fn send<'a, S, F, Fut>(&self, state: &'a S, web: &WebConfig, handler: F) -> TestResponse
     where
         F: FnOnce(&'a S, Request) -> Fut,
         Fut: Future<Output = Result<Response<Body>, ApiError>>,
     {
-        let response = shared::http::respond(state, web, self.request(), handler).await;
+        let response = shared::platform::http::respond(state, web, self.request(), handler).await;
         TestResponse::from(response)
     }
 }
@@ -312,20 +312,23 @@ fn endpoint_var(name: &str) -> String {
     })
 }
 
-pub fn storage_config(bucket: &str) -> shared::storage::StorageConfig {
-    shared::storage::StorageConfig {
+pub fn storage_config(bucket: &str) -> shared::clients::storage::StorageConfig {
+    shared::clients::storage::StorageConfig {
         endpoint: Some(endpoint_var("TEST_S3_ENDPOINT").parse().unwrap()),
         region: "us-east-1".into(),
         bucket: bucket.into(),
-        credentials: Some((S3_ACCESS_KEY.into(), shared::config::Secret::new(S3_SECRET_KEY))),
+        credentials: Some((
+            S3_ACCESS_KEY.into(),
+            shared::platform::config::Secret::new(S3_SECRET_KEY),
+        )),
         path_style: true,
     }
 }
 
 /// A fresh bucket on the local S3 server.
-pub async fn test_storage() -> shared::storage::Storage {
+pub async fn test_storage() -> shared::clients::storage::Storage {
     let bucket = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let storage = shared::storage::Storage::new(&storage_config(&bucket));
+    let storage = shared::clients::storage::Storage::new(&storage_config(&bucket));
     storage
         .client()
         .create_bucket()
@@ -336,23 +339,24 @@ pub async fn test_storage() -> shared::storage::Storage {
     storage
 }
 
-pub fn queue_config(queue_url: &str) -> shared::queue::QueueConfig {
+pub fn queue_config(queue_url: &str) -> shared::staging::queue::QueueConfig {
     let endpoint = endpoint_var("TEST_SQS_ENDPOINT");
-    shared::queue::QueueConfig {
+    shared::staging::queue::QueueConfig {
         queue_url: queue_url.parse().unwrap(),
         endpoint: Some(endpoint.parse().unwrap()),
         region: "us-east-1".into(),
-        credentials: Some(("test".into(), shared::config::Secret::new("test"))),
+        credentials: Some(("test".into(), shared::platform::config::Secret::new("test"))),
     }
 }
 
 /// A fresh queue on the local SQS server.
-pub async fn test_queue() -> shared::queue::JobQueue {
+pub async fn test_queue() -> shared::staging::queue::JobQueue {
     let endpoint = endpoint_var("TEST_SQS_ENDPOINT");
     let name = format!("jobs-{}", uuid::Uuid::new_v4().simple());
     // The queue URL is not known before the queue exists: create it through a client that
     // points at the endpoint, then build the real one with the URL SQS answered.
-    let bootstrap = shared::queue::JobQueue::new(&queue_config(&format!("{endpoint}/000000000000/bootstrap"))).await;
+    let bootstrap =
+        shared::staging::queue::JobQueue::new(&queue_config(&format!("{endpoint}/000000000000/bootstrap"))).await;
     let url = bootstrap
         .client()
         .create_queue()
@@ -360,11 +364,14 @@ pub async fn test_queue() -> shared::queue::JobQueue {
         .send()
         .await
         .expect("create the test queue");
-    shared::queue::JobQueue::new(&queue_config(url.queue_url().unwrap())).await
+    shared::staging::queue::JobQueue::new(&queue_config(url.queue_url().unwrap())).await
 }
 
 /// Receives up to `max` job messages currently on the queue.
-pub async fn receive_jobs(queue: &shared::queue::JobQueue, max: usize) -> Vec<shared::queue::JobMessage> {
+pub async fn receive_jobs(
+    queue: &shared::staging::queue::JobQueue,
+    max: usize,
+) -> Vec<shared::staging::queue::JobMessage> {
     let mut out = Vec::new();
     while out.len() < max {
         let batch = queue
@@ -405,8 +412,8 @@ pub async fn put_presigned(url: &str, headers: &[(String, String)], body: Vec<u8
 /// the routes that need them. `app` is the plain one (profile, projects, ...).
 pub struct StagingApp {
     pub app: TestApp,
-    pub storage: shared::state::StorageState,
-    pub staging: shared::state::StagingState,
+    pub storage: shared::platform::state::StorageState,
+    pub staging: shared::platform::state::StagingState,
 }
 
 pub async fn spawn_staging_app(db: PgPool) -> StagingApp {
@@ -415,11 +422,11 @@ pub async fn spawn_staging_app(db: PgPool) -> StagingApp {
     let queue = test_queue().await;
     let api = || ApiState::new(web_config(), app.db.clone(), app.auth.clone()).unwrap();
     StagingApp {
-        storage: shared::state::StorageState {
+        storage: shared::platform::state::StorageState {
             api: api(),
             storage: storage.clone(),
         },
-        staging: shared::state::StagingState {
+        staging: shared::platform::state::StagingState {
             api: api(),
             storage,
             queue,
@@ -430,9 +437,9 @@ pub async fn spawn_staging_app(db: PgPool) -> StagingApp {
 
 impl StagingApp {
     /// Uploads a small valid file for `sub` through the real presign + PUT path and returns its key.
-    pub async fn upload(&self, sub: &str, format: shared::storage::ImageFormat, size: usize) -> String {
+    pub async fn upload(&self, sub: &str, format: shared::clients::storage::ImageFormat, size: usize) -> String {
         let user = shared::db::users::ensure_by_sub(&self.app.db, sub).await.unwrap();
-        let key = shared::storage::UploadKey::generate(user.id, format).to_string();
+        let key = shared::clients::storage::UploadKey::generate(user.id, format).to_string();
         let presigned = self
             .storage
             .storage
@@ -457,7 +464,7 @@ impl StagingApp {
     }
 }
 
-/// The fields of an image as the API shows it (shared::images::ImageView), sorted.
+/// The fields of an image as the API shows it (shared::staging::images::ImageView), sorted.
 pub const IMAGE_FIELDS: [&str; 16] = [
     "cost_usd",
     "created_at",
@@ -487,13 +494,13 @@ pub const REPLICATE_TOKEN: &str = "r8_test_token_never_logged";
 /// deployed functions share the stack's parameter.
 pub const SETTINGS_KEY: [u8; 32] = *b"test-settings-key-32-bytes-long!";
 
-pub fn test_cipher() -> shared::secrets::SettingsCipher {
-    shared::secrets::SettingsCipher::from_keys(&SETTINGS_KEY, None)
+pub fn test_cipher() -> shared::admin::secrets::SettingsCipher {
+    shared::admin::secrets::SettingsCipher::from_keys(&SETTINGS_KEY, None)
 }
 
 /// Fast timings for tests; the production defaults are in `WorkerConfig::default`.
-pub fn fast_worker_config() -> shared::worker::WorkerConfig {
-    shared::worker::WorkerConfig {
+pub fn fast_worker_config() -> shared::staging::worker::WorkerConfig {
+    shared::staging::worker::WorkerConfig {
         job_deadline: Duration::from_secs(600),
         replicate_wait: Duration::from_secs(1),
         poll_initial: Duration::from_millis(10),
@@ -511,7 +518,7 @@ pub fn fast_worker_config() -> shared::worker::WorkerConfig {
 pub struct WorkerApp {
     pub staging: StagingApp,
     pub replicate: MockServer,
-    pub worker: std::sync::Arc<shared::worker::Worker>,
+    pub worker: std::sync::Arc<shared::staging::worker::Worker>,
 }
 
 /// A staging app plus a worker that talks to a fake Replicate.
@@ -519,20 +526,24 @@ pub async fn spawn_worker(db: PgPool) -> WorkerApp {
     spawn_worker_with(db, fast_worker_config(), false).await
 }
 
-pub async fn spawn_worker_with(db: PgPool, config: shared::worker::WorkerConfig, simulator: bool) -> WorkerApp {
+pub async fn spawn_worker_with(
+    db: PgPool,
+    config: shared::staging::worker::WorkerConfig,
+    simulator: bool,
+) -> WorkerApp {
     let staging = spawn_staging_app(db).await;
     let replicate = MockServer::start().await;
     let provider = if simulator {
-        shared::worker::Provider::Simulator
+        shared::staging::worker::Provider::Simulator
     } else {
-        let client = shared::replicate::Replicate::new(
-            shared::replicate::ReplicateConfig {
+        let client = shared::clients::replicate::Replicate::new(
+            shared::clients::replicate::ReplicateConfig {
                 base_url: format!("{}/v1", replicate.uri()).parse().unwrap(),
-                token: shared::config::Secret::new(REPLICATE_TOKEN),
+                token: shared::platform::config::Secret::new(REPLICATE_TOKEN),
             },
             outbound_http_client().unwrap(),
         )
-        .with_retry_policy(shared::replicate::RetryPolicy {
+        .with_retry_policy(shared::clients::replicate::RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
@@ -541,12 +552,12 @@ pub async fn spawn_worker_with(db: PgPool, config: shared::worker::WorkerConfig,
         .with_create_timeout_margin(Duration::from_secs(2))
         // The fake serves the output files too (`file_url`): allowed explicitly, as the default
         // allowlist is https from replicate.delivery only.
-        .with_output_policy(shared::replicate::OutputPolicy::local_origin(
+        .with_output_policy(shared::clients::replicate::OutputPolicy::local_origin(
             &replicate.uri().parse().unwrap(),
         ));
-        shared::worker::Provider::Replicate(client)
+        shared::staging::worker::Provider::Replicate(client)
     };
-    let worker = shared::worker::Worker {
+    let worker = shared::staging::worker::Worker {
         db: staging.app.db.clone(),
         storage: staging.staging.storage.clone(),
         queue: staging.staging.queue.clone(),
@@ -575,9 +586,14 @@ impl WorkerApp {
     }
 
     /// Uploads `bytes` as `format` through a real presigned PUT and returns the key.
-    pub async fn upload_bytes(&self, sub: &str, format: shared::storage::ImageFormat, bytes: Vec<u8>) -> String {
+    pub async fn upload_bytes(
+        &self,
+        sub: &str,
+        format: shared::clients::storage::ImageFormat,
+        bytes: Vec<u8>,
+    ) -> String {
         let user = shared::db::users::ensure_by_sub(self.db(), sub).await.unwrap();
-        let key = shared::storage::UploadKey::generate(user.id, format).to_string();
+        let key = shared::clients::storage::UploadKey::generate(user.id, format).to_string();
         let storage = &self.staging.storage.storage;
         let presigned = storage.presign_upload(&key, format, bytes.len() as u64).await.unwrap();
         assert_eq!(put_presigned(&presigned.url, &presigned.headers, bytes).await, 200);
@@ -587,7 +603,9 @@ impl WorkerApp {
     /// Uploads `bytes` and creates an image of it through POST /api/v1/images.
     pub async fn queue_image(&self, sub: &str, bytes: Vec<u8>, room_type: &str, style: &str) -> QueuedImage {
         let project = self.staging.project(sub, "14 Elm Road").await;
-        let key = self.upload_bytes(sub, shared::storage::ImageFormat::Jpeg, bytes).await;
+        let key = self
+            .upload_bytes(sub, shared::clients::storage::ImageFormat::Jpeg, bytes)
+            .await;
         self.queue_image_of(sub, project, &key, room_type, style).await
     }
 
@@ -745,7 +763,7 @@ pub struct JobRow {
 
 /// Receives up to `max` messages as a Lambda SQS event.
 pub async fn receive_event(
-    queue: &shared::queue::JobQueue,
+    queue: &shared::staging::queue::JobQueue,
     max: usize,
 ) -> shared::aws_lambda_events::event::sqs::SqsEvent {
     use shared::aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};

@@ -55,7 +55,7 @@ async fn presign_answers_a_url_the_browser_can_put_to(db: PgPool) {
     let key = body["file_key"].as_str().unwrap();
     assert!(key.starts_with(&format!("uploads/{alice}/")), "{key}");
     assert!(key.ends_with(".jpg"), "{key}");
-    let parsed = shared::storage::UploadKey::parse(key).expect("a key the server can parse back");
+    let parsed = shared::clients::storage::UploadKey::parse(key).expect("a key the server can parse back");
     assert_eq!(parsed.user_id, alice);
     let url = body["upload_url"].as_str().unwrap();
     assert!(url.contains("X-Amz-Signature="), "{url}");
@@ -143,7 +143,7 @@ async fn client_filenames_never_reach_the_key(db: PgPool) {
             assert!(!key.contains(fragment), "{key} contains {fragment:?}");
         }
         assert!(key.starts_with(&format!("uploads/{alice}/")), "{key}");
-        assert!(shared::storage::UploadKey::parse(&key).is_some(), "{key}");
+        assert!(shared::clients::storage::UploadKey::parse(&key).is_some(), "{key}");
         keys.push(key);
     }
     // Every presign is a fresh object.

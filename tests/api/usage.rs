@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, Env};
-use shared::images::ImageRequest;
-use shared::storage::{ImageFormat, UploadKey};
+use shared::billing::plans::PlansConfig;
+use shared::clients::storage::{ImageFormat, UploadKey};
+use shared::platform::config::{AppEnv, Env};
+use shared::staging::images::ImageRequest;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -80,8 +80,8 @@ fn time(value: &Value) -> DateTime<Utc> {
 fn assert_calendar_month(body: &Value, before: DateTime<Utc>) {
     let got = (time(&body["period_start"]), time(&body["period_end"]));
     let candidates = [
-        shared::usage::calendar_month(before),
-        shared::usage::calendar_month(Utc::now()),
+        shared::billing::usage::calendar_month(before),
+        shared::billing::usage::calendar_month(Utc::now()),
     ];
     assert!(candidates.contains(&got), "{got:?} is not the current calendar month");
 }
@@ -181,7 +181,7 @@ async fn deleting_images_and_projects_never_lowers_usage(db: PgPool) {
         seed: None,
         prompt: None,
     };
-    let created = shared::images::create_images(
+    let created = shared::staging::images::create_images(
         &sa.app.db,
         &sa.staging.storage,
         &sa.staging.queue,

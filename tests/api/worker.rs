@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::imaging::samples;
+use shared::staging::imaging::samples;
 use sqlx::PgPool;
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
@@ -104,7 +104,8 @@ async fn a_succeeded_prediction_becomes_a_ready_jpeg_with_model_cost_and_time(db
     // Model output in WebP is stored as a valid JPEG.
     let jpeg = stored(&w, &key).await;
     assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF]);
-    let checked = shared::imaging::inspect_original(&jpeg, &shared::imaging::ImageLimits::ORIGINAL).unwrap();
+    let checked =
+        shared::staging::imaging::inspect_original(&jpeg, &shared::staging::imaging::ImageLimits::ORIGINAL).unwrap();
     assert_eq!((checked.width, checked.height), (640, 427));
 
     let job = w.job_row(queued.job_id).await;
@@ -197,9 +198,9 @@ async fn a_failed_prediction_marks_the_image_error_and_refunds_once(db: PgPool) 
     assert_eq!(images_used(&w, ALICE).await, 0);
 
     // The same message again (SQS at-least-once): nothing changes, no second refund.
-    shared::queue::JobQueue::send(
+    shared::staging::queue::JobQueue::send(
         &w.staging.staging.queue,
-        &[shared::queue::JobMessage::new(queued.job_id, queued.image_id)],
+        &[shared::staging::queue::JobMessage::new(queued.job_id, queued.image_id)],
     )
     .await;
     assert!(w.deliver().await.is_empty());
@@ -303,7 +304,7 @@ async fn server_errors_while_polling_are_retried(db: PgPool) {
 
 #[sqlx::test]
 async fn past_its_deadline_a_running_prediction_is_canceled_and_the_image_fails(db: PgPool) {
-    let config = shared::worker::WorkerConfig {
+    let config = shared::staging::worker::WorkerConfig {
         job_deadline: Duration::from_secs(1),
         ..fast_worker_config()
     };
@@ -513,7 +514,7 @@ async fn a_batch_with_a_poison_message_reports_only_that_message(db: PgPool) {
     let mut unknown = event.records[0].clone();
     unknown.message_id = Some("unknown-job".into());
     unknown.body = Some(
-        serde_json::to_string(&shared::queue::JobMessage::new(
+        serde_json::to_string(&shared::staging::queue::JobMessage::new(
             uuid::Uuid::new_v4(),
             uuid::Uuid::new_v4(),
         ))
@@ -732,7 +733,10 @@ async fn without_a_token_the_offline_simulator_stages_a_labelled_result(db: PgPo
     assert!(w.deliver().await.is_empty());
     let image = w.image_row(queued.image_id).await;
     assert_eq!(image.status, "ready", "{image:?}");
-    assert_eq!(image.model_used.as_deref(), Some(shared::worker::SIMULATOR_MODEL_ID));
+    assert_eq!(
+        image.model_used.as_deref(),
+        Some(shared::staging::worker::SIMULATOR_MODEL_ID)
+    );
     assert_eq!(image.cost_usd.as_deref(), Some("0.0000"));
     let staged = stored(&w, image.staged_key.as_deref().unwrap()).await;
     assert_eq!(&staged[..3], &[0xFF, 0xD8, 0xFF]);
@@ -773,7 +777,7 @@ async fn the_owner_sees_the_staged_photo_through_the_api(db: PgPool) {
     assert_eq!(response.status, 200);
     let image = response.json();
     assert_eq!(image["status"], "ready");
-    assert_eq!(image["model_used"], shared::worker::SIMULATOR_MODEL_ID);
+    assert_eq!(image["model_used"], shared::staging::worker::SIMULATOR_MODEL_ID);
     assert!(image["processing_time_ms"].as_i64().unwrap() >= 0);
     let staged = shared::reqwest::get(image["staged_url"].as_str().unwrap())
         .await

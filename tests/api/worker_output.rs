@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::imaging::samples;
+use shared::staging::imaging::samples;
 use sqlx::PgPool;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -158,14 +158,15 @@ async fn an_allowed_name_resolving_to_a_private_address_is_refused(db: PgPool) {
     // resolver sees 127.0.0.1 and refuses before connecting.
     let mut w = spawn_worker(db).await;
     let local_name = w.replicate.uri().replace("127.0.0.1", "localhost");
-    let shared::worker::Provider::Replicate(replicate) = &w.worker.provider else {
+    let shared::staging::worker::Provider::Replicate(replicate) = &w.worker.provider else {
         unreachable!("spawn_worker fakes Replicate")
     };
     let strict = replicate.clone().with_output_policy(
-        shared::replicate::OutputPolicy::local_origin(&local_name.parse().unwrap()).allowing_private_addresses(false),
+        shared::clients::replicate::OutputPolicy::local_origin(&local_name.parse().unwrap())
+            .allowing_private_addresses(false),
     );
     let mut worker = (*w.worker).clone();
-    worker.provider = shared::worker::Provider::Replicate(strict);
+    worker.provider = shared::staging::worker::Provider::Replicate(strict);
     w.worker = std::sync::Arc::new(worker);
 
     let queued = w.queue_image(ALICE, room(), "bedroom", "modern").await;
@@ -191,7 +192,7 @@ async fn an_allowed_name_resolving_to_a_private_address_is_refused(db: PgPool) {
 #[sqlx::test]
 async fn the_download_stops_with_the_invocation_not_after_a_fixed_minute(db: PgPool) {
     // The fixed download timeout is generous (a minute); the invocation has three seconds.
-    let config = shared::worker::WorkerConfig {
+    let config = shared::staging::worker::WorkerConfig {
         download_timeout: Duration::from_secs(60),
         ..fast_worker_config()
     };

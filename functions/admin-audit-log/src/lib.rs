@@ -2,11 +2,11 @@
 //! only). Secret values never appear: secret fields are recorded as set / not set.
 
 use shared::db::audit::{self, AuditEntry};
-use shared::http::{ApiResult, ok};
 use shared::lambda_http::Request;
-use shared::pagination::page_params;
+use shared::platform::http::{ApiResult, ok};
+use shared::platform::pagination::page_params;
+use shared::platform::state::ApiState;
 use shared::serde::Serialize;
-use shared::state::ApiState;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

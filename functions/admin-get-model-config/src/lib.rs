@@ -2,9 +2,9 @@
 //! set (admins only).
 
 use shared::admin::models;
-use shared::http::{ApiResult, ok, path_param};
 use shared::lambda_http::Request;
-use shared::state::ApiState;
+use shared::platform::http::{ApiResult, ok, path_param};
+use shared::platform::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     state.current_admin(&req).await?;

@@ -1,9 +1,9 @@
 //! `GET /api/v1/admin/settings/{key}`: one allowlisted setting; other keys are 404 (admins only).
 
 use shared::admin::settings;
-use shared::http::{ApiResult, ok, path_param};
 use shared::lambda_http::Request;
-use shared::state::ApiState;
+use shared::platform::http::{ApiResult, ok, path_param};
+use shared::platform::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     state.current_admin(&req).await?;

@@ -3,10 +3,10 @@
 //! as gpt-image-1's OpenAI key) is not set; the next job claimed uses the new model.
 
 use shared::admin::models;
-use shared::http::{ApiResult, json_body, ok};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok};
+use shared::platform::state::ApiState;
 use shared::serde::Deserialize;
-use shared::state::ApiState;
 
 #[derive(Deserialize)]
 #[serde(crate = "shared::serde", deny_unknown_fields)]

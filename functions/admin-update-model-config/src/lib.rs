@@ -3,10 +3,10 @@
 //! (admins only; docs/admin.md).
 
 use shared::admin::models;
-use shared::http::{ApiResult, json_body, ok, path_param};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok, path_param};
+use shared::platform::state::AdminSecretsState;
 use shared::serde_json::Value;
-use shared::state::AdminSecretsState;
 
 pub async fn handle(state: &AdminSecretsState, req: Request) -> ApiResult {
     let admin = state.api.current_admin(&req).await?;

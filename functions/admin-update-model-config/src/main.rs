@@ -1,3 +1,5 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http::<shared::state::AdminSecretsState, _, _>(admin_update_model_config::handle)
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_http::<shared::platform::state::AdminSecretsState, _, _>(
+        admin_update_model_config::handle,
+    )
 }

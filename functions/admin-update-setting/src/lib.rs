@@ -2,11 +2,11 @@
 //! against its type (`active_model` exactly like `PUT /api/v1/admin/models/active`); admins only.
 
 use shared::admin::settings;
-use shared::http::{ApiResult, json_body, ok, path_param};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok, path_param};
+use shared::platform::state::ApiState;
 use shared::serde::Deserialize;
 use shared::serde_json::Value;
-use shared::state::ApiState;
 
 #[derive(Deserialize)]
 #[serde(crate = "shared::serde", deny_unknown_fields)]

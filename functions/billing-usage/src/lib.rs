@@ -1,12 +1,12 @@
 //! `GET /api/v1/billing/usage`: the caller's plan, allowance and use in the current period, from
-//! the same function image creation enforces ([`shared::usage::current_usage`]).
+//! the same function image creation enforces ([`shared::billing::usage::current_usage`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::http::{ApiResult, ok};
+use shared::billing::usage::{Usage, current_usage};
 use shared::lambda_http::Request;
-use shared::state::ApiState;
-use shared::usage::{Usage, current_usage};
+use shared::platform::http::{ApiResult, ok};
+use shared::platform::state::ApiState;
 use shared::{chrono, serde};
 
 #[derive(Serialize)]

@@ -5,14 +5,14 @@
 //! follows via the webhook. No current subscription → 409.
 
 use shared::ApiError;
-use shared::billing_routes;
+use shared::billing::routes;
+use shared::billing::stripe::client::IdempotencyKey;
 use shared::chrono::{DateTime, Utc};
 use shared::db::subscriptions;
-use shared::http::{ApiResult, ok};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, ok};
+use shared::platform::state::BillingState;
 use shared::serde::Serialize;
-use shared::state::BillingState;
-use shared::stripe::client::IdempotencyKey;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]
@@ -24,7 +24,7 @@ struct CancelView {
 
 pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
-    let stripe = billing_routes::stripe(state)?;
+    let stripe = routes::stripe(state)?;
     let current = subscriptions::current_for_user(&state.api.db, user.id)
         .await?
         .ok_or_else(|| ApiError::Conflict("You have no active subscription to cancel".into()))?;

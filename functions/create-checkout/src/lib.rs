@@ -7,16 +7,16 @@
 //! here; the webhook records it once Stripe confirms payment.
 //!
 //! The customer's earlier open sessions are expired once the new one exists, so two tabs cannot
-//! both be paid (`billing_routes::expire_earlier_checkouts`; the webhook is the backstop).
+//! both be paid (`routes::expire_earlier_checkouts`; the webhook is the backstop).
 
 use shared::ApiError;
-use shared::billing_routes::{self, PlanBody};
+use shared::billing::routes::{self, PlanBody};
+use shared::billing::stripe::client::CheckoutRequest;
 use shared::db::subscriptions;
-use shared::http::{ApiResult, json_body, ok};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok};
+use shared::platform::state::BillingState;
 use shared::serde::Serialize;
-use shared::state::BillingState;
-use shared::stripe::client::CheckoutRequest;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]
@@ -27,9 +27,9 @@ struct CheckoutView {
 
 pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
-    let stripe = billing_routes::stripe(state)?;
+    let stripe = routes::stripe(state)?;
     let body: PlanBody = json_body(&req)?;
-    let (plan, price_id) = billing_routes::paid_plan(state, &body.plan).await?;
+    let (plan, price_id) = routes::paid_plan(state, &body.plan).await?;
     if subscriptions::current_for_user(&state.api.db, user.id).await?.is_some() {
         return Err(ApiError::Conflict(
             "You already have an active subscription; change its plan with upgrade-subscription".into(),
@@ -44,8 +44,8 @@ pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
                 .into(),
         ));
     }
-    let customer = billing_routes::ensure_customer(state, stripe, &user).await?;
-    let (success_url, cancel_url) = billing_routes::checkout_urls(&state.api.web);
+    let customer = routes::ensure_customer(state, stripe, &user).await?;
+    let (success_url, cancel_url) = routes::checkout_urls(&state.api.web);
     let session = stripe
         .create_checkout_session(
             &CheckoutRequest {
@@ -55,10 +55,10 @@ pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
                 success_url: &success_url,
                 cancel_url: &cancel_url,
             },
-            &billing_routes::checkout_key(&user, &plan.code),
+            &routes::checkout_key(&user, &plan.code),
         )
         .await?;
-    billing_routes::expire_earlier_checkouts(stripe, &customer, &session).await;
+    routes::expire_earlier_checkouts(stripe, &customer, &session).await;
     ok(&CheckoutView {
         url: session.url,
         session_id: session.id,

@@ -1,12 +1,12 @@
 //! `POST /api/v1/images`: stage one uploaded photo (reserves one image of the monthly allowance
-//! and queues one job; see [`shared::images::create_images`]).
+//! and queues one job; see [`shared::staging::images::create_images`]).
 
 use shared::ApiError;
-use shared::http::{ApiResult, json_body, json_response};
 use shared::http_types::StatusCode;
-use shared::images::{CreateImageBody, ImageView, create_images};
 use shared::lambda_http::Request;
-use shared::state::StagingState;
+use shared::platform::http::{ApiResult, json_body, json_response};
+use shared::platform::state::StagingState;
+use shared::staging::images::{CreateImageBody, ImageView, create_images};
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;

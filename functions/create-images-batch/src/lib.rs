@@ -3,13 +3,13 @@
 //! for every image in one transaction (402 when they do not all fit, and nothing is created).
 
 use shared::ApiError;
-use shared::error::FieldError;
-use shared::http::{ApiResult, json_body, json_response};
 use shared::http_types::StatusCode;
-use shared::images::{CreateImagesBatchBody, ImageView, MAX_BATCH, create_images, views};
 use shared::lambda_http::Request;
+use shared::platform::error::FieldError;
+use shared::platform::http::{ApiResult, json_body, json_response};
+use shared::platform::state::StagingState;
 use shared::serde::Serialize;
-use shared::state::StagingState;
+use shared::staging::images::{CreateImagesBatchBody, ImageView, MAX_BATCH, create_images, views};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -1,11 +1,11 @@
 //! `POST /api/v1/projects`: create a project for the caller.
 
 use shared::db::projects;
-use shared::http::{ApiResult, json_body, json_response};
 use shared::http_types::{HeaderValue, StatusCode, header};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, json_response};
+use shared::platform::state::ApiState;
 use shared::projects::{ProjectName, ProjectNameBody, ProjectView};
-use shared::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -3,10 +3,10 @@
 
 use shared::ApiError;
 use shared::db::images;
-use shared::http::{ApiResult, empty, path_uuid};
 use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
-use shared::state::ApiState;
+use shared::platform::http::{ApiResult, empty, path_uuid};
+use shared::platform::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -2,10 +2,10 @@
 
 use shared::ApiError;
 use shared::db::images;
-use shared::http::{ApiResult, ok, path_uuid};
-use shared::images::ImageView;
 use shared::lambda_http::Request;
-use shared::state::StorageState;
+use shared::platform::http::{ApiResult, ok, path_uuid};
+use shared::platform::state::StorageState;
+use shared::staging::images::ImageView;
 
 pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use shared::http::{ApiResult, json_response};
 use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
-use shared::state::PublicState;
+use shared::platform::http::{ApiResult, json_response};
+use shared::platform::state::PublicState;
 use shared::{serde, sqlx, tokio};
 
 #[derive(Serialize)]

@@ -1,16 +1,16 @@
 //! `GET /api/v1/events?image_id=<uuid>`: an image's status as Server-Sent Events, long-poll style
 //! (API Gateway HTTP APIs buffer responses, so each response is short and complete and
 //! EventSource's reconnect with `Last-Event-ID` makes the stream). The only route that accepts
-//! `?access_token=` (EventSource cannot set headers). Rules in `shared::events`, docs/events.md.
+//! `?access_token=` (EventSource cannot set headers). Rules in `shared::staging::events`, docs/events.md.
 
 use std::time::Duration;
 
 use shared::ApiError;
-use shared::events::{self, Next};
-use shared::http::{ApiResult, empty, query_param};
 use shared::http_types::{HeaderValue, StatusCode, header};
 use shared::lambda_http::{Body, Request, Response};
-use shared::state::ApiState;
+use shared::platform::http::{ApiResult, empty, query_param};
+use shared::platform::state::ApiState;
+use shared::staging::events::{self, Next};
 use shared::uuid::Uuid;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {

@@ -1,3 +1,3 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http::<shared::state::ApiState, _, _>(image_events::handle)
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_http::<shared::platform::state::ApiState, _, _>(image_events::handle)
 }

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 use shared::db::plans::{self, Plan};
-use shared::http::{ApiResult, ok};
 use shared::http_types::{HeaderValue, header};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, ok};
+use shared::platform::state::PublicState;
 use shared::serde;
-use shared::state::PublicState;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -1,3 +1,3 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http::<shared::state::PublicState, _, _>(list_plans::handle)
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_http::<shared::platform::state::PublicState, _, _>(list_plans::handle)
 }

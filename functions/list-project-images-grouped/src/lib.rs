@@ -4,12 +4,12 @@
 //! variants fall on a later page appears there again with the same `file_key`.
 
 use serde::Serialize;
-use shared::http::{ApiResult, ok, path_uuid};
-use shared::images::{ImageGroup, group_by_original, owned_project_views};
 use shared::lambda_http::Request;
-use shared::pagination::page_params;
+use shared::platform::http::{ApiResult, ok, path_uuid};
+use shared::platform::pagination::page_params;
+use shared::platform::state::StorageState;
 use shared::serde;
-use shared::state::StorageState;
+use shared::staging::images::{ImageGroup, group_by_original, owned_project_views};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

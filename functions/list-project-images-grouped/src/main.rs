@@ -1,3 +1,5 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http::<shared::state::StorageState, _, _>(list_project_images_grouped::handle)
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_http::<shared::platform::state::StorageState, _, _>(
+        list_project_images_grouped::handle,
+    )
 }

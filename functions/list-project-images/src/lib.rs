@@ -3,12 +3,12 @@
 //! project of thousands of images still answers far under Lambda's 6 MB response limit.
 
 use serde::Serialize;
-use shared::http::{ApiResult, ok, path_uuid};
-use shared::images::{ImageView, owned_project_views};
 use shared::lambda_http::Request;
-use shared::pagination::page_params;
+use shared::platform::http::{ApiResult, ok, path_uuid};
+use shared::platform::pagination::page_params;
+use shared::platform::state::StorageState;
 use shared::serde;
-use shared::state::StorageState;
+use shared::staging::images::{ImageView, owned_project_views};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

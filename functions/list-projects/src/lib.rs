@@ -1,11 +1,11 @@
 //! `GET /api/v1/projects`: the caller's projects, newest first, paginated by cursor.
 
 use shared::db::projects;
-use shared::http::{ApiResult, ok};
 use shared::lambda_http::Request;
-use shared::pagination::page_params;
+use shared::platform::http::{ApiResult, ok};
+use shared::platform::pagination::page_params;
+use shared::platform::state::ApiState;
 use shared::projects::{ProjectList, ProjectView};
-use shared::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -1,3 +1,3 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http::<shared::state::BillingState, _, _>(list_subscriptions::handle)
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_http::<shared::platform::state::BillingState, _, _>(list_subscriptions::handle)
 }

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use shared::billing::PlansConfig;
-use shared::config::{AppEnv, ConfigError, DatabaseConfig, Env};
+use shared::billing::plans::PlansConfig;
 use shared::db::migrate::{MigrationReport, migrate_and_sync};
+use shared::platform::config::{AppEnv, ConfigError, DatabaseConfig, Env};
 use shared::serde_json::{self, Value, json};
 use shared::sqlx::PgPool;
 use shared::{db, reqwest, tracing};
@@ -30,7 +30,7 @@ impl MigrateState {
         Ok(MigrateState {
             db,
             plans,
-            http: shared::state::outbound_http_client()?,
+            http: shared::platform::state::outbound_http_client()?,
         })
     }
 }

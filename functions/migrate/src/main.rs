@@ -1,9 +1,9 @@
-use shared::config::{Env, ProcessEnv};
 use shared::lambda_runtime::{self, LambdaEvent, service_fn};
+use shared::platform::config::{Env, ProcessEnv};
 use shared::serde_json::Value;
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    shared::lambda::init_logging();
+    shared::platform::lambda::init_logging();
     let runtime = shared::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

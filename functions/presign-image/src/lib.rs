@@ -4,11 +4,11 @@
 use serde::Serialize;
 use shared::ApiError;
 use shared::db::images;
-use shared::http::{ApiResult, ok, path_uuid, query_param};
-use shared::images::download_ttl;
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, ok, path_uuid, query_param};
+use shared::platform::state::StorageState;
 use shared::serde;
-use shared::state::StorageState;
+use shared::staging::images::download_ttl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -5,13 +5,13 @@
 //! signs the content type and the exact size, so the store refuses anything else.
 
 use shared::ApiError;
-use shared::http::{ApiResult, json_body, ok};
-use shared::images::PresignUploadBody;
+use shared::clients::storage::UploadKey;
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok};
+use shared::platform::state::StorageState;
 use shared::serde::Serialize;
 use shared::serde_json::{Map, Value};
-use shared::state::StorageState;
-use shared::storage::UploadKey;
+use shared::staging::images::PresignUploadBody;
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -3,9 +3,9 @@
 
 use shared::ApiError;
 use shared::db::images;
-use shared::http::{ApiResult, ok, path_uuid};
 use shared::lambda_http::Request;
-use shared::state::ApiState;
+use shared::platform::http::{ApiResult, ok, path_uuid};
+use shared::platform::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -1,6 +1,6 @@
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_events(
-        |env| async move { shared::worker::Worker::from_env(&env).await },
+fn main() -> Result<(), shared::platform::lambda::Error> {
+    shared::platform::lambda::run_events(
+        |env| async move { shared::staging::worker::Worker::from_env(&env).await },
         reconcile::handle,
     )
 }

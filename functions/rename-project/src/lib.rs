@@ -2,10 +2,10 @@
 
 use shared::ApiError;
 use shared::db::projects;
-use shared::http::{ApiResult, json_body, ok, path_uuid};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok, path_uuid};
+use shared::platform::state::ApiState;
 use shared::projects::{ProjectName, ProjectNameBody, ProjectView};
-use shared::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -8,8 +8,8 @@
 //! Every change is written to the admin audit trail as `operator:set-user-role`.
 
 use shared::admin::roles::{Role, RoleChange, RoleChangeReport, set_user_role};
-use shared::config::{AppEnv, ConfigError, DatabaseConfig, Env};
 use shared::lambda_runtime::{Error, LambdaEvent};
+use shared::platform::config::{AppEnv, ConfigError, DatabaseConfig, Env};
 use shared::serde_json::{self, Value};
 use shared::sqlx::PgPool;
 

@@ -13,13 +13,13 @@
 //! decoded a base64 API Gateway body into them), before anything parses it.
 
 use shared::ApiError;
+use shared::billing::stripe::webhook::{self, MAX_BODY_BYTES, Outcome, SignatureError, WebhookError, signature};
 use shared::chrono::Utc;
-use shared::http::{ApiResult, json_response, ok};
 use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_response, ok};
+use shared::platform::state::WebhookState;
 use shared::serde_json::json;
-use shared::state::WebhookState;
-use shared::stripe::webhook::{self, MAX_BODY_BYTES, Outcome, SignatureError, WebhookError, signature};
 
 pub async fn handle(state: &WebhookState, req: Request) -> ApiResult {
     let Some(secret) = &state.webhook_secret else {

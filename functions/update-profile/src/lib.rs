@@ -1,10 +1,10 @@
 //! `PATCH /api/v1/user/profile`: a true partial update; only the fields sent change.
 
 use shared::db::users;
-use shared::http::{ApiResult, json_body, ok};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok};
+use shared::platform::state::ApiState;
 use shared::profile::{ProfilePatch, ProfileView};
-use shared::state::ApiState;
 
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let user = state.current_user(&req).await?;

@@ -6,13 +6,13 @@
 //! The answer is Stripe's view right after the change; the database follows via the webhook.
 
 use shared::ApiError;
-use shared::billing_routes::{self, PlanBody};
+use shared::billing::routes::{self, PlanBody};
+use shared::billing::stripe::client::{IdempotencyKey, StripeError};
 use shared::db::subscriptions;
-use shared::http::{ApiResult, json_body, ok};
 use shared::lambda_http::Request;
+use shared::platform::http::{ApiResult, json_body, ok};
+use shared::platform::state::BillingState;
 use shared::serde::Serialize;
-use shared::state::BillingState;
-use shared::stripe::client::{IdempotencyKey, StripeError};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]
@@ -24,9 +24,9 @@ struct UpgradeView {
 
 pub async fn handle(state: &BillingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
-    let stripe = billing_routes::stripe(state)?;
+    let stripe = routes::stripe(state)?;
     let body: PlanBody = json_body(&req)?;
-    let (plan, price_id) = billing_routes::paid_plan(state, &body.plan).await?;
+    let (plan, price_id) = routes::paid_plan(state, &body.plan).await?;
     let current = subscriptions::current_for_user(&state.api.db, user.id)
         .await?
         .ok_or_else(|| ApiError::Conflict("You have no active subscription; start one with create-checkout".into()))?;

@@ -1,5 +1,6 @@
 //! Operators' controls (docs/admin.md): who is an admin, the active model and each model's
-//! settings, the allowlisted switches, the role grant, and the audit trail every change writes.
+//! settings, the allowlisted switches, the role grant, the audit trail every change writes, and
+//! sealing secret settings at rest ([`secrets`]).
 //!
 //! Every change runs in one transaction that locks what it checks, writes the change and its
 //! audit entry, then commits: a check and the change it allows cannot be separated by a
@@ -7,12 +8,13 @@
 
 pub mod models;
 pub mod roles;
+pub mod secrets;
 pub mod settings;
 
 use crate::db::audit::AuditActor;
 use crate::db::users::User;
 
-/// The caller of an admin route, after the role check ([`crate::state::ApiState::current_admin`]).
+/// The caller of an admin route, after the role check ([`crate::platform::state::ApiState::current_admin`]).
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub user: User,

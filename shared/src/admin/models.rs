@@ -10,11 +10,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Admin;
+use crate::admin::secrets::SettingsCipher;
 use crate::db::audit::{self, AuditAction, AuditRecord};
 use crate::db::settings::{self, ACTIVE_MODEL_KEY, SettingRow, model_config_key, model_secret_key};
-use crate::error::{ApiError, FieldError};
 use crate::models::{self, ConfigField, DEFAULT_MODEL_ID, ModelConfig, ModelSpec, UsdPrice};
-use crate::secrets::SettingsCipher;
+use crate::platform::error::{ApiError, FieldError};
 
 pub const ACTIVE_MODEL_DESCRIPTION: &str = "The model new staging jobs use (a registry model id).";
 

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::Admin;
 use crate::db::audit::{self, AuditAction, AuditRecord};
 use crate::db::settings::{self as db_settings, ACTIVE_MODEL_KEY, SettingRow};
-use crate::error::{ApiError, FieldError};
 use crate::models::DEFAULT_MODEL_ID;
+use crate::platform::error::{ApiError, FieldError};
 
 /// The `settings` key of the switch that pauses new staging requests.
 pub const STAGING_ENABLED_KEY: &str = "staging_enabled";

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::pagination::{Cursor, Page};
+use crate::platform::pagination::{Cursor, Page};
 
 /// What was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

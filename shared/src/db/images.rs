@@ -2,9 +2,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::pagination::{Cursor, Page};
-use crate::queue::JobMessage;
+use crate::platform::error::ApiError;
+use crate::platform::pagination::{Cursor, Page};
+use crate::staging::queue::JobMessage;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Image {

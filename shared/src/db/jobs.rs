@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::queue::JobMessage;
+use crate::staging::queue::JobMessage;
 
 /// A job this worker now holds, with what it needs from its image.
 #[derive(Debug, Clone, sqlx::FromRow)]

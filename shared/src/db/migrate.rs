@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::billing::PlansConfig;
+use crate::billing::plans::PlansConfig;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct MigrationReport {

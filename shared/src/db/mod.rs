@@ -19,14 +19,14 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::DatabaseConfig;
+use crate::platform::config::DatabaseConfig;
 
 /// The migrations in `migrations/`, embedded in every binary that runs them.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// A lazily-connecting pool: init never blocks on (or fails because of) the database, so a
 /// database outage shows up as a 503 from `/health` rather than a crash loop.
-pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::config::ConfigError> {
+pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::platform::config::ConfigError> {
     // A request must never hang a Lambda until its timeout.
     let options = connect_options(config)?.options([
         ("statement_timeout", "10s"),
@@ -37,12 +37,10 @@ pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::config::ConfigErro
 
 /// Connection options from `DATABASE_URL`, without the request-path timeouts (migrations may
 /// legitimately run longer than a request).
-pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::config::ConfigError> {
-    config
-        .url
-        .expose()
-        .parse()
-        .map_err(|_| crate::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL"))
+pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::platform::config::ConfigError> {
+    config.url.expose().parse().map_err(|_| {
+        crate::platform::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL")
+    })
 }
 
 pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {

@@ -1,7 +1,7 @@
 use sqlx::{FromRow, PgPool};
 
-use crate::billing::PlanDefinition;
-use crate::error::ApiError;
+use crate::billing::plans::PlanDefinition;
+use crate::platform::error::ApiError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct Plan {

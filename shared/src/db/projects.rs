@@ -2,8 +2,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::pagination::{Cursor, Page};
+use crate::platform::error::ApiError;
+use crate::platform::pagination::{Cursor, Page};
 use crate::projects::ProjectName;
 
 #[derive(Debug, Clone, FromRow)]

@@ -17,7 +17,7 @@ pub fn model_config_key(slug: &str) -> String {
 
 /// The `settings` key of one secret value of a model (`model_secret.<slug>.<field>`, rows with
 /// `is_secret`). Kept out of `model_settings` so no code path that shows a configuration can
-/// carry a secret along; the value is sealed ([`crate::secrets`]) with this key as associated data.
+/// carry a secret along; the value is sealed ([`crate::admin::secrets`]) with this key as associated data.
 pub fn model_secret_key(slug: &str, field: &str) -> String {
     format!("model_secret.{slug}.{field}")
 }

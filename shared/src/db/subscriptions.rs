@@ -30,7 +30,7 @@ macro_rules! columns {
 }
 
 /// The user's current subscription: the newest row with status active or trialing (the same rule
-/// `crate::usage::current_usage` uses), if any.
+/// `crate::billing::usage::current_usage` uses), if any.
 pub async fn current_for_user(db: &PgPool, user_id: Uuid) -> Result<Option<Subscription>, sqlx::Error> {
     const SQL: &str = concat!(
         "SELECT ",

@@ -3,7 +3,7 @@ use serde_json::Value;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::platform::error::ApiError;
 use crate::profile::ProfileChanges;
 
 #[derive(Debug, Clone, FromRow)]

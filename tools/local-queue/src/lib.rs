@@ -17,9 +17,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use shared::chrono::Utc;
-use shared::config::Secret;
-use shared::queue::{JobQueue, QueueConfig};
+use shared::platform::config::Secret;
 use shared::reqwest;
+use shared::staging::queue::{JobQueue, QueueConfig};
 use shared::tokio;
 
 use events::{BatchOutcome, QueueSource, ReceivedMessage, preview, read_batch_response, scheduled_event, sqs_event};

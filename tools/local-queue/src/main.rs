@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use local_queue::settings::{self, Parsed};
-use shared::config::ProcessEnv;
+use shared::platform::config::ProcessEnv;
 
 fn main() -> ExitCode {
     let settings = match settings::parse(std::env::args().skip(1), &ProcessEnv) {

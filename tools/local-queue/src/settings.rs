@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use shared::config::{Env, EnvSource};
+use shared::platform::config::{Env, EnvSource};
 use shared::reqwest::Url;
 
 pub const DEFAULT_INVOKE_URL: &str = "http://127.0.0.1:9000";

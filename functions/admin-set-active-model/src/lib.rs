@@ -2,7 +2,7 @@
 //! staging jobs (admins only). 422 when the model is not registered or a setting it needs (such
 //! as gpt-image-1's OpenAI key) is not set; the next job claimed uses the new model.
 
-use shared::admin::models;
+use shared::admin::model_settings;
 use shared::lambda_http::Request;
 use shared::platform::http::{ApiResult, json_body, ok};
 use shared::platform::state::ApiState;
@@ -19,5 +19,5 @@ struct ActivateBody {
 pub async fn handle(state: &ApiState, req: Request) -> ApiResult {
     let admin = state.current_admin(&req).await?;
     let body: ActivateBody = json_body(&req)?;
-    ok(&models::activate(&state.db, &admin, &body.model_id, "model_id").await?)
+    ok(&model_settings::activate(&state.db, &admin, &body.model_id, "model_id").await?)
 }

@@ -6,7 +6,7 @@
 //! audit entry, then commits: a check and the change it allows cannot be separated by a
 //! concurrent request, and no change exists without its audit entry.
 
-pub mod models;
+pub mod model_settings;
 pub mod roles;
 pub mod secrets;
 pub mod settings;

@@ -48,7 +48,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         key: ACTIVE_MODEL_KEY,
         kind: SettingKind::ModelId,
         default: DEFAULT_MODEL_ID,
-        description: super::models::ACTIVE_MODEL_DESCRIPTION,
+        description: super::model_settings::ACTIVE_MODEL_DESCRIPTION,
     },
     SettingSpec {
         key: STAGING_ENABLED_KEY,
@@ -136,7 +136,7 @@ pub async fn update(
             let Some(model_id) = value.as_str() else {
                 return Err(ApiError::validation("value", "must be a model id (text)"));
             };
-            super::models::activate(db, admin, model_id, "value").await?;
+            super::model_settings::activate(db, admin, model_id, "value").await?;
         }
         SettingKind::Bool => {
             let parsed = match value {

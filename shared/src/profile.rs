@@ -222,7 +222,7 @@ pub struct ProfileView {
     pub billing_address: Option<Value>,
     pub profile_photo_url: Option<String>,
     pub preferences: Value,
-    pub role: String,
+    pub role: crate::db::users::Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -75,7 +75,7 @@ pub fn dry_run_hint(args: &[String], report: &RoleChangeReport) -> Option<String
             "user {id}, {}, verified e-mail {}, first seen {created}, role now {}",
             report.auth0_sub,
             report.verified_email.as_deref().unwrap_or("none"),
-            report.previous_role
+            report.previous_role.as_str()
         ),
         _ => format!("{} has never signed in; applying creates the user", report.auth0_sub),
     };
@@ -110,7 +110,7 @@ mod tests {
             created_at: Some(shared::chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap()),
             matched_by: "verified_email",
             role: Role::Admin,
-            previous_role: "user".into(),
+            previous_role: Role::User,
             changed: true,
             confirm: Some("auth0|o'brien".into()),
         };

@@ -21,30 +21,7 @@ use crate::db::users;
 /// The actor label of changes made with this tool.
 pub const ACTOR: &str = "operator:set-user-role";
 
-/// The roles a user can have (the `users.role` CHECK constraint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "user" => Some(Role::User),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+pub use crate::db::users::Role;
 
 /// Who gets which role: `{"auth0_sub": "...", "role": "admin"}` or `{"email": "...", "role": ...}`,
 /// plus `"confirm": "<auth0_sub>"` to apply. Without `confirm` nothing is written: the answer shows
@@ -81,7 +58,7 @@ pub struct RoleChangeReport {
     /// How the account was found: `auth0_sub` or `verified_email`.
     pub matched_by: &'static str,
     pub role: Role,
-    pub previous_role: String,
+    pub previous_role: Role,
     /// Whether the role differs: on a dry run, whether applying would change anything.
     pub changed: bool,
     /// On a dry run, the value to send as `confirm` to apply this change to this account.
@@ -194,10 +171,10 @@ pub async fn set_user_role(
         Err(sub) => sub.clone(),
     };
     let previous_role = match &found {
-        Ok(user) => user.role.clone(),
-        Err(_) => Role::User.as_str().to_string(),
+        Ok(user) => user.role,
+        Err(_) => Role::User,
     };
-    let changed = previous_role != change.role.as_str();
+    let changed = previous_role != change.role;
 
     let Some(confirm) = confirm else {
         // The dry run: what would happen, to whom. Nothing is written.
@@ -224,10 +201,10 @@ pub async fn set_user_role(
     }
     // Lock the row (creating it for a subject that never signed in) and decide on what is locked.
     let user = users::lock_or_create_by_sub(&mut tx, &matched_sub).await?;
-    let previous_role = user.role.clone();
-    let changed = previous_role != change.role.as_str();
+    let previous_role = user.role;
+    let changed = previous_role != change.role;
     if changed {
-        users::set_role(&mut tx, user.id, change.role.as_str()).await?;
+        users::set_role(&mut tx, user.id, change.role).await?;
         audit::record(
             &mut tx,
             AuditRecord {

@@ -6,11 +6,38 @@ use uuid::Uuid;
 use crate::platform::error::ApiError;
 use crate::profile::ProfileChanges;
 
+/// The roles a user can have, as stored in `users.role` (text with a CHECK constraint): typed from
+/// the row to the answer, never compared as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct User {
     pub id: Uuid,
     pub auth0_sub: String,
-    pub role: String,
+    pub role: Role,
     pub email: Option<String>,
     pub full_name: Option<String>,
     pub company_name: Option<String>,
@@ -27,7 +54,7 @@ pub struct User {
 
 impl User {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 }
 
@@ -197,7 +224,7 @@ pub async fn lock_by_verified_email(conn: &mut sqlx::PgConnection, email: &str) 
     .await
 }
 
-pub async fn set_role(conn: &mut sqlx::PgConnection, user_id: Uuid, role: &str) -> Result<(), sqlx::Error> {
+pub async fn set_role(conn: &mut sqlx::PgConnection, user_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
         .bind(user_id)
         .bind(role)

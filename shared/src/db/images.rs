@@ -6,6 +6,34 @@ use crate::platform::error::ApiError;
 use crate::platform::pagination::{Cursor, Page};
 use crate::staging::queue::JobMessage;
 
+/// An image's staging status, as stored in `images.status` (text with a CHECK constraint):
+/// `queued → processing → ready | error`. Typed from the row to the JSON, never compared as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum ImageStatus {
+    Queued,
+    Processing,
+    Ready,
+    Error,
+}
+
+impl ImageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Queued => "queued",
+            ImageStatus::Processing => "processing",
+            ImageStatus::Ready => "ready",
+            ImageStatus::Error => "error",
+        }
+    }
+
+    /// `ready` and `error` are final: nothing changes after them.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ImageStatus::Ready | ImageStatus::Error)
+    }
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct Image {
     pub id: Uuid,
@@ -17,7 +45,7 @@ pub struct Image {
     pub style: String,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
-    pub status: String,
+    pub status: ImageStatus,
     pub error: Option<String>,
     pub model_used: Option<String>,
     pub cost_usd: Option<f64>,

@@ -13,6 +13,17 @@ use uuid::Uuid;
 
 use crate::staging::queue::JobMessage;
 
+/// A job's status, as stored in `jobs.status` (text with a CHECK constraint):
+/// `queued → processing → completed | failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
 /// A job this worker now holds, with what it needs from its image.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedJob {
@@ -98,15 +109,15 @@ pub async fn claim(
     if let Some(job) = claimed {
         return Ok(Claim::Claimed(Box::new(job)));
     }
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND image_id = $2")
+    let status: Option<JobStatus> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND image_id = $2")
         .bind(message.job_id)
         .bind(message.image_id)
         .fetch_optional(db)
         .await?;
-    Ok(match status.as_deref() {
+    Ok(match status {
         None => Claim::Missing,
-        Some("completed" | "failed") => Claim::Finished,
-        Some(_) => Claim::Held,
+        Some(JobStatus::Completed | JobStatus::Failed) => Claim::Finished,
+        Some(JobStatus::Queued | JobStatus::Processing) => Claim::Held,
     })
 }
 

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::db::event_streams::{self, Lease};
-use crate::db::images::{self, Image};
+use crate::db::images::{self, Image, ImageStatus};
 use crate::platform::error::ApiError;
 
 /// The reconnection delay EventSource is told to use (the `retry:` field), in milliseconds.
@@ -50,7 +50,7 @@ const LEASE_SLACK: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusEvent {
     pub image_id: Uuid,
-    pub status: String,
+    pub status: ImageStatus,
     pub error: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
@@ -59,7 +59,7 @@ impl From<&Image> for StatusEvent {
     fn from(image: &Image) -> Self {
         StatusEvent {
             image_id: image.id,
-            status: image.status.clone(),
+            status: image.status,
             error: image.error.clone(),
             updated_at: image.updated_at,
         }
@@ -70,12 +70,12 @@ impl StatusEvent {
     /// `<status>:<updated_at as unix microseconds>`. `updated_at` is set by a trigger on every
     /// UPDATE and Postgres keeps microseconds, so any change of the row changes the id.
     pub fn id(&self) -> String {
-        format!("{}:{}", self.status, self.updated_at.timestamp_micros())
+        format!("{}:{}", self.status.as_str(), self.updated_at.timestamp_micros())
     }
 
     /// `ready` and `error` are final: nothing will change after them.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "ready" | "error")
+        self.status.is_terminal()
     }
 }
 
@@ -180,10 +180,10 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn event(status: &str, error: Option<&str>) -> StatusEvent {
+    fn event(status: ImageStatus, error: Option<&str>) -> StatusEvent {
         StatusEvent {
             image_id: Uuid::nil(),
-            status: status.into(),
+            status,
             error: error.map(str::to_string),
             updated_at: Utc.timestamp_micros(1_795_000_000_123_456).unwrap(),
         }
@@ -191,15 +191,15 @@ mod tests {
 
     #[test]
     fn id_is_status_and_microseconds() {
-        assert_eq!(event("queued", None).id(), "queued:1795000000123456");
-        assert!(event("ready", None).is_terminal());
-        assert!(event("error", Some("x")).is_terminal());
-        assert!(!event("processing", None).is_terminal());
+        assert_eq!(event(ImageStatus::Queued, None).id(), "queued:1795000000123456");
+        assert!(event(ImageStatus::Ready, None).is_terminal());
+        assert!(event(ImageStatus::Error, Some("x")).is_terminal());
+        assert!(!event(ImageStatus::Processing, None).is_terminal());
     }
 
     #[test]
     fn rendered_event_is_one_data_line_even_with_newlines_in_the_error() {
-        let body = render(&Next::Event(event("error", Some("line one\nline two\r\n"))));
+        let body = render(&Next::Event(event(ImageStatus::Error, Some("line one\nline two\r\n"))));
         assert!(body.starts_with("retry: 3000\n\n"), "{body}");
         let lines: Vec<&str> = body.lines().collect();
         assert_eq!(lines[2], "id: error:1795000000123456");

@@ -242,7 +242,7 @@ pub fn check_uploaded(info: Option<&ObjectInfo>, key: &UploadKey) -> Result<(), 
 pub struct ImageView {
     pub id: Uuid,
     pub project_id: Uuid,
-    pub status: String,
+    pub status: crate::db::images::ImageStatus,
     pub room_type: String,
     pub style: String,
     pub seed: Option<i64>,

@@ -54,6 +54,9 @@ impl Worker {
     /// Handles a batch; `stop_at` is when work must stop to answer Lambda in time.
     pub async fn handle_batch(self: &Arc<Self>, event: SqsEvent, stop_at: Instant) -> BatchReport {
         let mut tasks = Vec::with_capacity(event.records.len());
+        // The messages' tasks never outlive the batch: if this future is dropped (the invocation is
+        // abandoned), they are aborted with it instead of running on detached into a later one.
+        let mut running = AbortOnDrop(Vec::with_capacity(event.records.len()));
         for (index, message) in event.records.into_iter().enumerate() {
             // A message without an id cannot be reported on its own; Lambda treats an empty
             // identifier as a failure of the whole batch, which is the safe reading.
@@ -61,6 +64,7 @@ impl Worker {
             let span = tracing::info_span!("message", message_id = %message_id, index, job_id = tracing::field::Empty, image_id = tracing::field::Empty);
             let worker = Arc::clone(self);
             let task = tokio::spawn(async move { worker.handle_message(message, stop_at).await }.instrument(span));
+            running.0.push(task.abort_handle());
             tasks.push((message_id, task));
         }
         let mut report = BatchReport::default();
@@ -139,4 +143,15 @@ fn parse_message(message: &SqsMessage) -> Result<JobMessage, String> {
         return Err(format!("unsupported job message version {}", job.version));
     }
     Ok(job)
+}
+
+/// Aborts the tasks it holds when dropped (finished tasks are unaffected).
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }

@@ -127,13 +127,6 @@ async fn settings_rows(db: &PgPool) -> Vec<(String, String, Value, Option<Uuid>)
         .unwrap()
 }
 
-async fn audit_count(db: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM admin_audit_log")
-        .fetch_one(db)
-        .await
-        .unwrap()
-}
-
 fn body_text(response: &TestResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }

@@ -37,24 +37,7 @@ fn spawn_worker_run(
     event: shared::aws_lambda_events::event::sqs::SqsEvent,
 ) -> tokio::task::JoinHandle<Vec<String>> {
     let worker = std::sync::Arc::clone(&w.worker);
-    tokio::spawn(async move {
-        let mut context = shared::lambda_runtime::Context::default();
-        context.deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let response = stage_worker::handle(worker, shared::lambda_runtime::LambdaEvent::new(event, context))
-            .await
-            .unwrap();
-        // The answer as Lambda reads it.
-        let json = serde_json::to_value(&response).unwrap();
-        json["batchItemFailures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-            .collect()
-    })
+    tokio::spawn(run_stage_worker(worker, event, Duration::from_secs(30)))
 }
 
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {

@@ -66,13 +66,6 @@ async fn verified_email_of(db: &PgPool, sub: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn audit_count(db: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM admin_audit_log")
-        .fetch_one(db)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test]
 async fn a_role_grant_by_an_email_a_user_typed_into_their_profile_is_impossible(db: PgPool) {
     let app = spawn_app(db).await;

@@ -580,6 +580,39 @@ pub struct QueuedImage {
     pub user_id: uuid::Uuid,
 }
 
+/// Runs the stage-worker function on an event, as Lambda would, with `budget` before the
+/// invocation's deadline; returns the reported failures (the JSON shape of `batchItemFailures`).
+pub async fn run_stage_worker(
+    worker: std::sync::Arc<shared::staging::worker::Worker>,
+    event: shared::aws_lambda_events::event::sqs::SqsEvent,
+    budget: Duration,
+) -> Vec<String> {
+    let mut context = shared::lambda_runtime::Context::default();
+    context.request_id = uuid::Uuid::new_v4().to_string();
+    context.deadline = (std::time::SystemTime::now() + budget)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let response = stage_worker::handle(worker, shared::lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&response).unwrap();
+    json["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The number of entries in the admin audit trail.
+pub async fn audit_count(db: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM admin_audit_log")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
 impl WorkerApp {
     pub fn db(&self) -> &PgPool {
         &self.staging.app.db
@@ -655,26 +688,7 @@ impl WorkerApp {
         event: shared::aws_lambda_events::event::sqs::SqsEvent,
         budget: Duration,
     ) -> Vec<String> {
-        let mut context = shared::lambda_runtime::Context::default();
-        context.request_id = uuid::Uuid::new_v4().to_string();
-        context.deadline = (std::time::SystemTime::now() + budget)
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let response = stage_worker::handle(
-            std::sync::Arc::clone(&self.worker),
-            shared::lambda_runtime::LambdaEvent::new(event, context),
-        )
-        .await
-        .unwrap();
-        // The answer as Lambda reads it: the JSON shape of `batchItemFailures`.
-        let json = serde_json::to_value(&response).unwrap();
-        json["batchItemFailures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-            .collect()
+        run_stage_worker(std::sync::Arc::clone(&self.worker), event, budget).await
     }
 
     /// Receives the image's message and runs the worker on it; returns the reported failures.

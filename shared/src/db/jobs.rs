@@ -379,10 +379,7 @@ pub async fn lock_resendable(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(job, image)| JobMessage::new(job, image))
-        .collect())
+    Ok(messages(rows))
 }
 
 /// A job never claimed by any worker still expires this long after it was created
@@ -417,10 +414,7 @@ pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::E
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(job, image)| JobMessage::new(job, image))
-        .collect())
+    Ok(messages(rows))
 }
 
 /// Unfinished jobs of deleted images that no worker holds (the reconciler settles them through
@@ -436,8 +430,12 @@ pub async fn unfinished_of_deleted_images(db: &PgPool, limit: i64) -> Result<Vec
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(messages(rows))
+}
+
+/// (job id, image id) rows as the queue messages that name them.
+fn messages(rows: Vec<(Uuid, Uuid)>) -> Vec<JobMessage> {
+    rows.into_iter()
         .map(|(job, image)| JobMessage::new(job, image))
-        .collect())
+        .collect()
 }

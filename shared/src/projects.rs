@@ -69,6 +69,19 @@ pub struct ProjectList {
     pub next_cursor: Option<String>,
 }
 
+/// Model spend of one of the owner's live projects; 404 when it is not theirs. Deleted images
+/// count: the money was spent.
+pub async fn cost(
+    db: &sqlx::PgPool,
+    owner: Uuid,
+    project_id: Uuid,
+) -> Result<crate::db::images::ProjectCost, ApiError> {
+    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
+        return Err(ApiError::NotFound("project"));
+    }
+    Ok(crate::db::images::project_cost(db, owner, project_id).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

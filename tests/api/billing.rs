@@ -271,11 +271,11 @@ async fn a_customer_stored_by_a_concurrent_request_wins(db: PgPool) {
     let stored = shared::db::users::set_stripe_customer_id_if_unset(&b.app.db, alice, "cus_first")
         .await
         .unwrap();
-    assert_eq!(stored, "cus_first");
+    assert_eq!(stored.as_deref(), Some("cus_first"));
     let second = shared::db::users::set_stripe_customer_id_if_unset(&b.app.db, alice, "cus_second")
         .await
         .unwrap();
-    assert_eq!(second, "cus_first");
+    assert_eq!(second.as_deref(), Some("cus_first"));
     assert_eq!(b.stored_customer(alice).await.as_deref(), Some("cus_first"));
 }
 

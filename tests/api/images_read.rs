@@ -1,13 +1,13 @@
 //! GET|DELETE /api/v1/images/{id}, GET /api/v1/images/{id}/presign, and a project's images:
 //! GET /api/v1/projects/{id}/images, .../images/grouped and .../cost.
 //!
-//! Images are created through the production path (`shared::staging::images::create_images`: a real
+//! Images are created through the production path (`shared::staging::create::create_images`: a real
 //! upload, HEAD-checked, allowance reserved in the ledger, a job queued); a finished image is
 //! simulated by writing a real object at its staged key and marking the row ready in SQL.
 
 use serde_json::{Value, json};
 use shared::clients::storage::{ImageFormat, UploadKey};
-use shared::staging::images::ImageRequest;
+use shared::staging::requests::ImageRequest;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -41,7 +41,7 @@ async fn stage(sa: &StagingApp, sub: &str, project: Uuid, file_key: &str, styles
             seed: Some(7),
             prompt: Some("keep the fireplace visible".into()),
         };
-        let images = shared::staging::images::create_images(
+        let images = shared::staging::create::create_images(
             &sa.app.db,
             &sa.staging.storage,
             &sa.staging.queue,

@@ -44,17 +44,12 @@ async fn drain(w: &WorkerApp) -> Vec<uuid::Uuid> {
             return ids;
         }
         for record in &event.records {
-            let message: shared::staging::queue::JobMessage =
-                serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+            let message = shared::staging::queue::JobMessage::parse(record.body.as_deref().unwrap()).unwrap();
             ids.push(message.job_id);
             w.staging
                 .staging
                 .queue
-                .client()
-                .delete_message()
-                .queue_url(w.staging.staging.queue.queue_url())
-                .receipt_handle(record.receipt_handle.as_deref().unwrap())
-                .send()
+                .delete(record.receipt_handle.as_deref().unwrap())
                 .await
                 .unwrap();
         }

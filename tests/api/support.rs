@@ -374,21 +374,12 @@ pub async fn receive_jobs(
 ) -> Vec<shared::staging::queue::JobMessage> {
     let mut out = Vec::new();
     while out.len() < max {
-        let batch = queue
-            .client()
-            .receive_message()
-            .queue_url(queue.queue_url())
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = batch.messages();
-        if messages.is_empty() {
+        let batch = queue.receive(10, 1).await.unwrap();
+        if batch.is_empty() {
             break;
         }
-        for m in messages {
-            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+        for m in batch {
+            out.push(shared::staging::queue::JobMessage::parse(&m.body).unwrap());
         }
     }
     out
@@ -464,7 +455,7 @@ impl StagingApp {
     }
 }
 
-/// The fields of an image as the API shows it (shared::staging::images::ImageView), sorted.
+/// The fields of an image as the API shows it (shared::staging::views::ImageView), sorted.
 pub const IMAGE_FIELDS: [&str; 16] = [
     "cost_usd",
     "created_at",
@@ -781,27 +772,14 @@ pub async fn receive_event(
     max: usize,
 ) -> shared::aws_lambda_events::event::sqs::SqsEvent {
     use shared::aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-    let out = queue
-        .client()
-        .receive_message()
-        .queue_url(queue.queue_url())
-        .max_number_of_messages(max.clamp(1, 10) as i32)
-        .message_system_attribute_names(shared::aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
     let mut event = SqsEvent::default();
-    for m in out.messages() {
+    for m in queue.receive(max.clamp(1, 10) as i32, 1).await.unwrap() {
         let mut record = SqsMessage::default();
-        record.message_id = m.message_id().map(str::to_string);
-        record.receipt_handle = m.receipt_handle().map(str::to_string);
-        record.body = m.body().map(str::to_string);
-        record.md5_of_body = m.md5_of_body().map(str::to_string);
-        record.attributes = m
-            .attributes()
-            .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
-            .unwrap_or_default();
+        record.message_id = Some(m.message_id);
+        record.receipt_handle = Some(m.receipt_handle);
+        record.body = Some(m.body);
+        record.md5_of_body = m.md5_of_body;
+        record.attributes = m.attributes.into_iter().collect();
         record.event_source = Some("aws:sqs".into());
         record.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:jobs".into());
         record.aws_region = Some("us-east-1".into());

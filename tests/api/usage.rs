@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::billing::plans::PlansConfig;
 use shared::clients::storage::{ImageFormat, UploadKey};
 use shared::platform::config::{AppEnv, Env};
-use shared::staging::images::ImageRequest;
+use shared::staging::requests::ImageRequest;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -181,7 +181,7 @@ async fn deleting_images_and_projects_never_lowers_usage(db: PgPool) {
         seed: None,
         prompt: None,
     };
-    let created = shared::staging::images::create_images(
+    let created = shared::staging::create::create_images(
         &sa.app.db,
         &sa.staging.storage,
         &sa.staging.queue,

@@ -1,21 +1,17 @@
 //! `POST /api/v1/images`: stage one uploaded photo (reserves one image of the monthly allowance
-//! and queues one job; see [`shared::staging::images::create_images`]).
+//! and queues one job; see [`shared::staging::create::create_images`]).
 
-use shared::ApiError;
 use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
 use shared::platform::http::{ApiResult, json_body, json_response};
 use shared::platform::state::StagingState;
-use shared::staging::images::{CreateImageBody, ImageView, create_images};
+use shared::staging::create::create_images;
+use shared::staging::requests::CreateImageBody;
+use shared::staging::views::ImageView;
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
-    let body: CreateImageBody = json_body(&req)?;
-    let mut errors = Vec::new();
-    let request = match body.validate(user.id, "", &mut errors) {
-        Some(request) if errors.is_empty() => request,
-        _ => return Err(ApiError::Validation(errors)),
-    };
+    let request = json_body::<CreateImageBody>(&req)?.into_request(user.id)?;
     let image = create_images(
         &state.api.db,
         &state.storage,

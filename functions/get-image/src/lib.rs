@@ -5,7 +5,7 @@ use shared::db::images;
 use shared::lambda_http::Request;
 use shared::platform::http::{ApiResult, ok, path_uuid};
 use shared::platform::state::StorageState;
-use shared::staging::images::ImageView;
+use shared::staging::views::ImageView;
 
 pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;

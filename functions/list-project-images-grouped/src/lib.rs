@@ -9,7 +9,7 @@ use shared::platform::http::{ApiResult, ok, path_uuid};
 use shared::platform::pagination::page_params;
 use shared::platform::state::StorageState;
 use shared::serde;
-use shared::staging::images::{ImageGroup, group_by_original, owned_project_views};
+use shared::staging::views::{ImageGroup, group_by_original, owned_project_views};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

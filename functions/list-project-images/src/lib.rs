@@ -8,7 +8,7 @@ use shared::platform::http::{ApiResult, ok, path_uuid};
 use shared::platform::pagination::page_params;
 use shared::platform::state::StorageState;
 use shared::serde;
-use shared::staging::images::{ImageView, owned_project_views};
+use shared::staging::views::{ImageView, owned_project_views};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]

@@ -178,9 +178,6 @@ pub async fn update(
 /// Whether new staging requests are accepted now (read on every request: a switch applies at
 /// once, everywhere). A missing or unreadable row means enabled.
 pub async fn staging_enabled(db: &PgPool) -> Result<bool, sqlx::Error> {
-    let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(STAGING_ENABLED_KEY)
-        .fetch_optional(db)
-        .await?;
+    let value = crate::db::settings::value(db, STAGING_ENABLED_KEY).await?;
     Ok(value.as_deref().and_then(parse_bool).unwrap_or(true))
 }

@@ -78,7 +78,9 @@ pub async fn ensure_customer(state: &BillingState, stripe: &Stripe, user: &User)
     let created = stripe
         .create_customer(user.email.as_deref(), user.id, Some(&user.auth0_sub), &key)
         .await?;
-    let stored = users::set_stripe_customer_id_if_unset(&state.api.db, user.id, &created).await?;
+    let stored = users::set_stripe_customer_id_if_unset(&state.api.db, user.id, &created)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
     if stored != created {
         tracing::warn!(user_id = %user.id, unused_customer = %created, "a concurrent request stored another Stripe customer");
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db;
 use crate::platform::error::ApiError;
 
 /// Used when the plans table has no `free` row yet (before the first deploy's plan sync).
@@ -42,27 +43,11 @@ pub fn calendar_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (start, end)
 }
 
-#[derive(sqlx::FromRow)]
-struct SubscriptionPlan {
-    plan_code: Option<String>,
-    monthly_limit: Option<i32>,
-    current_period_start: Option<DateTime<Utc>>,
-    current_period_end: Option<DateTime<Utc>>,
-}
-
 /// The caller's usage right now (database clock). One function serves both the usage route and
 /// the reservation, so what the API shows is what it enforces.
 pub async fn current_usage(conn: &mut PgConnection, user_id: Uuid) -> Result<Usage, ApiError> {
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&mut *conn).await?;
-    let subscription: Option<SubscriptionPlan> = sqlx::query_as(
-        "SELECT p.code AS plan_code, p.monthly_limit, s.current_period_start, s.current_period_end \
-         FROM subscriptions s LEFT JOIN plans p ON p.price_id = s.price_id AND p.active \
-         WHERE s.user_id = $1 AND s.status IN ('active', 'trialing') \
-         ORDER BY s.created_at DESC, s.id DESC LIMIT 1",
-    )
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let now = db::usage::now(conn).await?;
+    let subscription = db::subscriptions::current_plan(conn, user_id).await?;
     let has_subscription = subscription.is_some();
     let (plan_code, monthly_limit) = match subscription
         .as_ref()
@@ -73,10 +58,7 @@ pub async fn current_usage(conn: &mut PgConnection, user_id: Uuid) -> Result<Usa
             if has_subscription {
                 tracing::warn!(%user_id, "active subscription has a price that is not a known plan; using the free plan");
             }
-            let free: Option<i32> =
-                sqlx::query_scalar("SELECT monthly_limit FROM plans WHERE code = 'free' AND active")
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let free = db::plans::free_limit(conn).await?;
             ("free".to_string(), free.map(i64::from).unwrap_or(FALLBACK_FREE_LIMIT))
         }
     };
@@ -84,14 +66,7 @@ pub async fn current_usage(conn: &mut PgConnection, user_id: Uuid) -> Result<Usa
         Some((start, end)) if start <= now && now < end => (start, end),
         _ => calendar_month(now),
     };
-    let images_used: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(units), 0)::bigint FROM usage_ledger WHERE user_id = $1 AND period_at >= $2 AND period_at < $3",
-    )
-    .bind(user_id)
-    .bind(period_start)
-    .bind(period_end)
-    .fetch_one(&mut *conn)
-    .await?;
+    let images_used = db::usage::units_used(conn, user_id, period_start, period_end).await?;
     Ok(Usage {
         remaining: (monthly_limit - images_used).max(0),
         plan_code,
@@ -108,10 +83,7 @@ pub async fn current_usage(conn: &mut PgConnection, user_id: Uuid) -> Result<Usa
 /// The user's row is locked first, so concurrent reservations of one user run one after another
 /// and can never together exceed the limit. Fails closed: any error aborts the transaction.
 pub async fn reserve(conn: &mut PgConnection, user_id: Uuid, image_ids: &[Uuid]) -> Result<Usage, ApiError> {
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    db::users::lock(conn, user_id).await?;
     let usage = current_usage(conn, user_id).await?;
     let requested = image_ids.len() as i64;
     if usage.images_used + requested > usage.monthly_limit {
@@ -122,14 +94,7 @@ pub async fn reserve(conn: &mut PgConnection, user_id: Uuid, image_ids: &[Uuid])
             requested,
         });
     }
-    sqlx::query(
-        "INSERT INTO usage_ledger (user_id, image_id, kind, units, period_at, reason) \
-         SELECT $1, image_id, 'reserve', 1, now(), 'image created' FROM UNNEST($2::uuid[]) AS t(image_id)",
-    )
-    .bind(user_id)
-    .bind(image_ids)
-    .execute(&mut *conn)
-    .await?;
+    db::usage::insert_reservations(conn, user_id, image_ids).await?;
     Ok(Usage {
         images_used: usage.images_used + requested,
         remaining: usage.remaining - requested,

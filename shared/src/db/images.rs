@@ -2,9 +2,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::platform::error::ApiError;
 use crate::platform::pagination::{Cursor, Page};
-use crate::staging::queue::JobMessage;
+use crate::staging::vocabulary::{RoomType, Style};
 
 /// An image's staging status, as stored in `images.status` (text with a CHECK constraint):
 /// `queued → processing → ready | error`. Typed from the row to the JSON, never compared as text.
@@ -41,8 +40,8 @@ pub struct Image {
     pub user_id: Uuid,
     pub original_key: String,
     pub staged_key: Option<String>,
-    pub room_type: String,
-    pub style: String,
+    pub room_type: RoomType,
+    pub style: Style,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     pub status: ImageStatus,
@@ -68,100 +67,55 @@ pub struct NewImage {
     pub original_key: String,
     pub original_content_type: String,
     pub original_size_bytes: i64,
-    pub room_type: String,
-    pub style: String,
+    pub room_type: RoomType,
+    pub style: Style,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
 }
 
-/// The ids of the owner's live projects among `ids` (ownership checked in SQL).
-pub async fn owned_live_projects(conn: &mut PgConnection, owner: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>, ApiError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM projects WHERE id = ANY($1) AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
-    )
-    .bind(ids)
-    .bind(owner)
-    .fetch_all(&mut *conn)
-    .await?)
-}
-
-/// Inserts images and their jobs (one per image) inside the caller's transaction. Returns the
-/// images in input order and the message for each job.
-pub async fn insert_with_jobs(
-    conn: &mut PgConnection,
-    owner: Uuid,
-    image_ids: &[Uuid],
-    items: &[NewImage],
-) -> Result<(Vec<Image>, Vec<JobMessage>), ApiError> {
-    const INSERT_IMAGE: &str = concat!(
+/// Inserts one image (its job is inserted next, in the same transaction, by `db::jobs::insert`).
+pub async fn insert(conn: &mut PgConnection, owner: Uuid, id: Uuid, item: &NewImage) -> Result<Image, sqlx::Error> {
+    const SQL: &str = concat!(
         "WITH i AS (INSERT INTO images (id, project_id, user_id, original_key, original_content_type, \
          original_size_bytes, room_type, style, seed, prompt) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *) SELECT ",
         columns!(),
         " FROM i"
     );
-    let mut images = Vec::with_capacity(items.len());
-    let mut messages = Vec::with_capacity(items.len());
-    for (id, item) in image_ids.iter().zip(items) {
-        let image: Image = sqlx::query_as(INSERT_IMAGE)
-            .bind(id)
-            .bind(item.project_id)
-            .bind(owner)
-            .bind(&item.original_key)
-            .bind(&item.original_content_type)
-            .bind(item.original_size_bytes)
-            .bind(&item.room_type)
-            .bind(&item.style)
-            .bind(item.seed)
-            .bind(&item.prompt)
-            .fetch_one(&mut *conn)
-            .await?;
-        let job_id: Uuid = sqlx::query_scalar(
-            "INSERT INTO jobs (image_id, payload_json) VALUES ($1, jsonb_build_object('version', 1, 'image_id', $1::text)) RETURNING id",
-        )
-        .bind(image.id)
+    sqlx::query_as(SQL)
+        .bind(id)
+        .bind(item.project_id)
+        .bind(owner)
+        .bind(&item.original_key)
+        .bind(&item.original_content_type)
+        .bind(item.original_size_bytes)
+        .bind(item.room_type)
+        .bind(item.style)
+        .bind(item.seed)
+        .bind(&item.prompt)
         .fetch_one(&mut *conn)
-        .await?;
-        messages.push(JobMessage::new(job_id, image.id));
-        images.push(image);
-    }
-    Ok((images, messages))
-}
-
-/// Records that SQS accepted these jobs' messages (jobs left NULL are re-sent by the reconciler).
-pub async fn mark_enqueued(db: &PgPool, job_ids: &[Uuid]) -> Result<(), ApiError> {
-    if job_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1) AND enqueued_at IS NULL")
-        .bind(job_ids)
-        .execute(db)
-        .await?;
-    Ok(())
+        .await
 }
 
 /// The owner's live image.
-pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Image>, ApiError> {
+pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Image>, sqlx::Error> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
         " FROM images i WHERE i.id = $1 AND i.user_id = $2 AND i.deleted_at IS NULL"
     );
-    Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
+    sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await
 }
 
-/// One page of the live images of the owner's live project, newest first (ties broken by id so
-/// pages never overlap or skip); `None` when the project is not theirs.
+/// One page of the owner's live images in a project, newest first (ties broken by id so pages
+/// never overlap or skip). The caller checks the project is theirs and live.
 pub async fn page_for_project(
     db: &PgPool,
     owner: Uuid,
     project_id: Uuid,
     limit: u32,
     after: Option<&Cursor>,
-) -> Result<Option<Page<Image>>, ApiError> {
-    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
-        return Ok(None);
-    }
+) -> Result<Page<Image>, sqlx::Error> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
@@ -177,15 +131,15 @@ pub async fn page_for_project(
         .bind(i64::from(limit) + 1)
         .fetch_all(db)
         .await?;
-    Ok(Some(Page::from_rows_plus_one(rows, limit, |row| Cursor {
+    Ok(Page::from_rows_plus_one(rows, limit, |row| Cursor {
         created_at: row.created_at,
         id: row.id,
-    })))
+    }))
 }
 
 /// Soft-deletes the owner's image; its storage objects are purged later (`purged_at`).
 /// Usage history is untouched. Returns false when there was nothing of the owner's to delete.
-pub async fn soft_delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, ApiError> {
+pub async fn soft_delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     let deleted =
         sqlx::query("UPDATE images SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL")
             .bind(id)
@@ -204,22 +158,18 @@ pub struct ProjectCost {
     pub avg_cost_usd: f64,
 }
 
-/// Model spend of the owner's project. Deleted images count: the money was spent.
-pub async fn project_cost(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<Option<ProjectCost>, ApiError> {
-    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(
-        sqlx::query_as(
-            "SELECT $1::uuid AS project_id, COALESCE(SUM(cost_usd), 0)::float8 AS total_cost_usd, \
+/// Model spend of the owner's images in a project (the caller checks the project is theirs).
+/// Deleted images count: the money was spent.
+pub async fn project_cost(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<ProjectCost, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT $1::uuid AS project_id, COALESCE(SUM(cost_usd), 0)::float8 AS total_cost_usd, \
                     COUNT(*)::bigint AS image_count, COALESCE(AVG(cost_usd), 0)::float8 AS avg_cost_usd \
              FROM images WHERE project_id = $1 AND user_id = $2",
-        )
-        .bind(project_id)
-        .bind(owner)
-        .fetch_one(db)
-        .await?,
-    ))
+    )
+    .bind(project_id)
+    .bind(owner)
+    .fetch_one(db)
+    .await
 }
 
 /// A deleted image whose storage objects are still to be removed.

@@ -11,7 +11,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::staging::queue::JobMessage;
+use crate::staging::vocabulary::{RoomType, Style};
+
+/// Names one job (what its queue message carries, see `staging::queue::JobMessage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobRef {
+    pub job_id: Uuid,
+    pub image_id: Uuid,
+}
 
 /// A job's status, as stored in `jobs.status` (text with a CHECK constraint):
 /// `queued → processing → completed | failed`.
@@ -40,8 +47,8 @@ pub struct ClaimedJob {
     pub model_id: Option<String>,
     pub deadline_at: DateTime<Utc>,
     pub original_key: String,
-    pub room_type: String,
-    pub style: String,
+    pub room_type: RoomType,
+    pub style: Style,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     pub image_deleted: bool,
@@ -73,7 +80,7 @@ macro_rules! job_expires_at {
 /// `processing` in the same statement (and loses any "delayed" note).
 pub async fn claim(
     db: &PgPool,
-    message: &JobMessage,
+    job: JobRef,
     lease: Duration,
     deadline: Duration,
     active_model: Option<&str>,
@@ -99,8 +106,8 @@ pub async fn claim(
                 i.prompt, (i.deleted_at IS NOT NULL) AS image_deleted \
          FROM claimed c JOIN images i ON i.id = c.image_id"
     ))
-    .bind(message.job_id)
-    .bind(message.image_id)
+    .bind(job.job_id)
+    .bind(job.image_id)
     .bind(lease.as_secs_f64())
     .bind(deadline.as_secs_f64())
     .bind(active_model)
@@ -110,8 +117,8 @@ pub async fn claim(
         return Ok(Claim::Claimed(Box::new(job)));
     }
     let status: Option<JobStatus> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1 AND image_id = $2")
-        .bind(message.job_id)
-        .bind(message.image_id)
+        .bind(job.job_id)
+        .bind(job.image_id)
         .fetch_optional(db)
         .await?;
     Ok(match status {
@@ -362,9 +369,9 @@ pub async fn lock_resendable(
     grace: Duration,
     stale: Duration,
     limit: i64,
-) -> Result<Vec<JobMessage>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(concat!(
-        "SELECT id, image_id FROM jobs \
+) -> Result<Vec<JobRef>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT id AS job_id, image_id FROM jobs \
          WHERE status IN ('queued', 'processing') \
            AND (lease_until IS NULL OR lease_until <= now()) \
            AND coalesce(deadline_at, ",
@@ -378,8 +385,7 @@ pub async fn lock_resendable(
     .bind(stale.as_secs_f64())
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(messages(rows))
+    .await
 }
 
 /// A job never claimed by any worker still expires this long after it was created
@@ -389,6 +395,35 @@ pub const UNCLAIMED_JOB_MAX_AGE: Duration = Duration::from_secs(3600);
 /// A job held back by an operator fault may wait this long after its creation
 /// (`job_expires_at!` holds the same number).
 pub const OPERATOR_FAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// Inserts the job of a new image (in the create's transaction). `payload` is the queue message
+/// it is sent with, kept for the record.
+pub async fn insert(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    image_id: Uuid,
+    payload: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO jobs (id, image_id, payload_json) VALUES ($1, $2, $3)")
+        .bind(job_id)
+        .bind(image_id)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that SQS accepted these jobs' messages (jobs left NULL are re-sent by the reconciler).
+pub async fn mark_enqueued(db: &PgPool, job_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if job_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE jobs SET enqueued_at = now() WHERE id = ANY($1) AND enqueued_at IS NULL")
+        .bind(job_ids)
+        .execute(db)
+        .await?;
+    Ok(())
+}
 
 /// Marks messages as sent (inside the reconciler's transaction).
 pub async fn mark_enqueued_in(conn: &mut PgConnection, job_ids: &[Uuid]) -> Result<(), sqlx::Error> {
@@ -401,9 +436,9 @@ pub async fn mark_enqueued_in(conn: &mut PgConnection, job_ids: &[Uuid]) -> Resu
 
 /// Unfinished jobs past their deadline that no worker holds: the reconciler runs each through the
 /// worker once more, which asks Replicate about a stored prediction before failing it.
-pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(concat!(
-        "SELECT id, image_id FROM jobs \
+pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobRef>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT id AS job_id, image_id FROM jobs \
          WHERE status IN ('queued', 'processing') \
            AND (lease_until IS NULL OR lease_until <= now()) \
            AND coalesce(deadline_at, ",
@@ -413,15 +448,14 @@ pub async fn expired(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::E
     ))
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(messages(rows))
+    .await
 }
 
 /// Unfinished jobs of deleted images that no worker holds (the reconciler settles them through
 /// the worker, which cancels a running prediction and fails the job without a refund).
-pub async fn unfinished_of_deleted_images(db: &PgPool, limit: i64) -> Result<Vec<JobMessage>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT j.id, j.image_id FROM jobs j JOIN images i ON i.id = j.image_id \
+pub async fn unfinished_of_deleted_images(db: &PgPool, limit: i64) -> Result<Vec<JobRef>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT j.id AS job_id, j.image_id FROM jobs j JOIN images i ON i.id = j.image_id \
          WHERE j.status IN ('queued', 'processing') \
            AND (j.lease_until IS NULL OR j.lease_until <= now()) \
            AND i.deleted_at IS NOT NULL \
@@ -429,13 +463,5 @@ pub async fn unfinished_of_deleted_images(db: &PgPool, limit: i64) -> Result<Vec
     )
     .bind(limit)
     .fetch_all(db)
-    .await?;
-    Ok(messages(rows))
-}
-
-/// (job id, image id) rows as the queue messages that name them.
-fn messages(rows: Vec<(Uuid, Uuid)>) -> Vec<JobMessage> {
-    rows.into_iter()
-        .map(|(job, image)| JobMessage::new(job, image))
-        .collect()
+    .await
 }

@@ -8,9 +8,11 @@ pub mod invoices;
 pub mod jobs;
 pub mod migrate;
 pub mod plans;
+pub mod processed_events;
 pub mod projects;
 pub mod settings;
 pub mod subscriptions;
+pub mod usage;
 pub mod users;
 
 use std::time::Duration;

@@ -1,7 +1,6 @@
 use sqlx::{FromRow, PgPool};
 
 use crate::billing::plans::PlanDefinition;
-use crate::platform::error::ApiError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct Plan {
@@ -12,12 +11,19 @@ pub struct Plan {
 }
 
 /// Active plans, cheapest allowance first.
-pub async fn list_active(db: &PgPool) -> Result<Vec<Plan>, ApiError> {
+pub async fn list_active(db: &PgPool) -> Result<Vec<Plan>, sqlx::Error> {
     Ok(sqlx::query_as(
         "SELECT code, name, price_id, monthly_limit FROM plans WHERE active ORDER BY sort_order, monthly_limit, code",
     )
     .fetch_all(db)
     .await?)
+}
+
+/// The active free plan's monthly allowance, if the plans table has one.
+pub async fn free_limit(conn: &mut sqlx::PgConnection) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT monthly_limit FROM plans WHERE code = 'free' AND active")
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 /// Makes the plans table match configuration, in one transaction: configured plans are upserted,

@@ -2,7 +2,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::platform::error::ApiError;
 use crate::platform::pagination::{Cursor, Page};
 use crate::projects::ProjectName;
 
@@ -21,7 +20,7 @@ macro_rules! columns {
     };
 }
 
-pub async fn create(db: &PgPool, owner: Uuid, name: &ProjectName) -> Result<Project, ApiError> {
+pub async fn create(db: &PgPool, owner: Uuid, name: &ProjectName) -> Result<Project, sqlx::Error> {
     const SQL: &str = concat!(
         "INSERT INTO projects (user_id, name) VALUES ($1, $2) RETURNING ",
         columns!()
@@ -34,7 +33,7 @@ pub async fn create(db: &PgPool, owner: Uuid, name: &ProjectName) -> Result<Proj
 }
 
 /// The owner's live project, or `None` when it does not exist, was deleted, or is someone else's.
-pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Project>, ApiError> {
+pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Project>, sqlx::Error> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
@@ -43,13 +42,27 @@ pub async fn find_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<Pro
     Ok(sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(db).await?)
 }
 
+/// The ids of the owner's live projects among `ids`, share-locked until the transaction ends so
+/// none can be deleted while images are being added to it.
+pub async fn lock_owned_live(
+    conn: &mut sqlx::PgConnection,
+    owner: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM projects WHERE id = ANY($1) AND user_id = $2 AND deleted_at IS NULL FOR SHARE")
+        .bind(ids)
+        .bind(owner)
+        .fetch_all(&mut *conn)
+        .await
+}
+
 /// One page of the owner's projects, newest first (ties broken by id so pages never overlap).
 pub async fn list_owned(
     db: &PgPool,
     owner: Uuid,
     limit: u32,
     after: Option<&Cursor>,
-) -> Result<Page<Project>, ApiError> {
+) -> Result<Page<Project>, sqlx::Error> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
@@ -71,7 +84,12 @@ pub async fn list_owned(
     }))
 }
 
-pub async fn rename_owned(db: &PgPool, owner: Uuid, id: Uuid, name: &ProjectName) -> Result<Option<Project>, ApiError> {
+pub async fn rename_owned(
+    db: &PgPool,
+    owner: Uuid,
+    id: Uuid,
+    name: &ProjectName,
+) -> Result<Option<Project>, sqlx::Error> {
     const SQL: &str = concat!(
         "UPDATE projects SET name = $3 WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL RETURNING ",
         columns!()
@@ -87,7 +105,7 @@ pub async fn rename_owned(db: &PgPool, owner: Uuid, id: Uuid, name: &ProjectName
 /// Soft-deletes the owner's project and its images in one transaction. The images' storage
 /// objects are purged later by the reconciler; the usage ledger is never touched.
 /// Returns false when there was nothing of the owner's to delete.
-pub async fn delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, ApiError> {
+pub async fn delete_owned(db: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let deleted =
         sqlx::query("UPDATE projects SET deleted_at = now() WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL")

@@ -23,6 +23,14 @@ pub fn model_secret_key(slug: &str, field: &str) -> String {
 }
 
 /// The active model id as stored (not yet checked against the registry), if set.
+/// A setting's stored text, if it has a row.
+pub async fn value(db: &PgPool, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db)
+        .await
+}
+
 pub async fn active_model(db: &PgPool) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
         .bind(ACTIVE_MODEL_KEY)

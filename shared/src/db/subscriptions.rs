@@ -164,11 +164,7 @@ pub async fn upsert_from_stripe(
 /// transaction ends), so two deliveries about two different subscriptions cannot each miss the
 /// other and leave the user with two current ones.
 pub async fn lock_owner(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    crate::db::users::lock(conn, user_id).await
 }
 
 /// A current (active or trialing) subscription, in the order the webhook keeps them.
@@ -218,4 +214,26 @@ pub async fn owner_of(conn: &mut PgConnection, stripe_subscription_id: &str) -> 
         .bind(stripe_subscription_id)
         .fetch_optional(&mut *conn)
         .await
+}
+
+/// The plan of the user's newest current (active or trialing) subscription, with its period.
+/// `plan_code`/`monthly_limit` are NULL when its price is not an active plan.
+#[derive(Debug, Clone, FromRow)]
+pub struct SubscriptionPlan {
+    pub plan_code: Option<String>,
+    pub monthly_limit: Option<i32>,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+}
+
+pub async fn current_plan(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<SubscriptionPlan>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.code AS plan_code, p.monthly_limit, s.current_period_start, s.current_period_end \
+         FROM subscriptions s LEFT JOIN plans p ON p.price_id = s.price_id AND p.active \
+         WHERE s.user_id = $1 AND s.status IN ('active', 'trialing') \
+         ORDER BY s.created_at DESC, s.id DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
 }

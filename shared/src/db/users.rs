@@ -3,7 +3,6 @@ use serde_json::Value;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use crate::platform::error::ApiError;
 use crate::profile::ProfileChanges;
 
 /// The roles a user can have, as stored in `users.role` (text with a CHECK constraint): typed from
@@ -69,7 +68,7 @@ macro_rules! columns {
 ///
 /// Race-free without a write on the common path: read; if absent, `INSERT .. ON CONFLICT DO
 /// NOTHING`; if a concurrent request won the insert, read again (a new statement sees its commit).
-pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
+pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, sqlx::Error> {
     const SELECT: &str = concat!("SELECT ", columns!(), " FROM users WHERE auth0_sub = $1");
     const INSERT: &str = concat!(
         "INSERT INTO users (auth0_sub) VALUES ($1) ON CONFLICT (auth0_sub) DO NOTHING RETURNING ",
@@ -86,15 +85,20 @@ pub async fn ensure_by_sub(db: &PgPool, sub: &str) -> Result<User, ApiError> {
         .bind(sub)
         .fetch_optional(db)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user row vanished right after a conflicting insert")))
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Records what the identity provider says about the user's e-mail (called on sign-in, only with
 /// values taken from a verified token): `Some` = this address is verified, `None` = the token says
-/// the address is not verified (any earlier one is forgotten). Writes only when it differs.
-pub async fn sync_verified_email(db: &PgPool, user: User, verified_email: Option<&str>) -> Result<User, ApiError> {
+/// the address is not verified (any earlier one is forgotten). Writes only when it differs;
+/// `None` when the user row is gone.
+pub async fn sync_verified_email(
+    db: &PgPool,
+    user: User,
+    verified_email: Option<&str>,
+) -> Result<Option<User>, sqlx::Error> {
     if user.verified_email.as_deref() == verified_email {
-        return Ok(user);
+        return Ok(Some(user));
     }
     const SQL: &str = concat!(
         "UPDATE users SET verified_email = $2 WHERE id = $1 RETURNING ",
@@ -106,12 +110,13 @@ pub async fn sync_verified_email(db: &PgPool, user: User, verified_email: Option
         .fetch_optional(db)
         .await?;
     tracing::info!(user_id = %user.id, verified = verified_email.is_some(), "recorded the identity provider's e-mail verification");
-    updated.ok_or(ApiError::NotFound("user"))
+    Ok(updated)
 }
 
 /// Applies a validated partial update. Each column is touched only when its field was sent:
-/// `$n_set` says whether to write, `$n` is the new value (possibly NULL to clear).
-pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges) -> Result<User, ApiError> {
+/// `$n_set` says whether to write, `$n` is the new value (possibly NULL to clear). `None` when the
+/// user row is gone.
+pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges) -> Result<Option<User>, sqlx::Error> {
     const SQL: &str = concat!(
         "UPDATE users SET \
             email             = CASE WHEN $2  THEN $3  ELSE email END, \
@@ -124,7 +129,7 @@ pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges
          WHERE id = $1 RETURNING ",
         columns!()
     );
-    let user = sqlx::query_as::<_, User>(SQL)
+    sqlx::query_as::<_, User>(SQL)
         .bind(user_id)
         .bind(changes.email.is_some())
         .bind(changes.email.clone().flatten())
@@ -141,8 +146,7 @@ pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges
         .bind(Value::Object(changes.preferences_set.clone()))
         .bind(&changes.preferences_removed)
         .fetch_optional(db)
-        .await?;
-    user.ok_or(ApiError::NotFound("user"))
+        .await
 }
 
 /// Stores `customer_id` as the user's Stripe customer unless one is stored already, and returns the
@@ -150,12 +154,13 @@ pub async fn update_profile(db: &PgPool, user_id: Uuid, changes: &ProfileChanges
 ///
 /// Race-safe: when two requests race, the second `UPDATE` waits for the first to commit, re-checks
 /// `IS NULL`, changes nothing, and the follow-up read (a new statement, so a new snapshot) returns
-/// the first request's id. The loser's Stripe customer is simply never stored.
+/// the first request's id. The loser's Stripe customer is simply never stored. `None` when the
+/// user row is gone.
 pub async fn set_stripe_customer_id_if_unset(
     db: &PgPool,
     user_id: Uuid,
     customer_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<Option<String>, sqlx::Error> {
     let stored: Option<String> = sqlx::query_scalar(
         "UPDATE users SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL \
          RETURNING stripe_customer_id",
@@ -165,24 +170,18 @@ pub async fn set_stripe_customer_id_if_unset(
     .fetch_optional(db)
     .await?;
     if let Some(id) = stored {
-        return Ok(id);
+        return Ok(Some(id));
     }
     let existing: Option<Option<String>> = sqlx::query_scalar("SELECT stripe_customer_id FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(db)
         .await?;
-    match existing {
-        Some(Some(id)) => {
-            if id != customer_id {
-                tracing::warn!(%user_id, "another request stored a Stripe customer first; using that one");
-            }
-            Ok(id)
-        }
-        Some(None) => Err(ApiError::Internal(anyhow::anyhow!(
-            "the Stripe customer id was neither stored nor present"
-        ))),
-        None => Err(ApiError::NotFound("user")),
+    // `Some(None)` cannot follow a failed `IS NULL` update unless the row vanished in between.
+    let existing = existing.flatten();
+    if existing.as_deref().is_some_and(|id| id != customer_id) {
+        tracing::warn!(%user_id, "another request stored a Stripe customer first; using that one");
     }
+    Ok(existing)
 }
 
 /// The user of an Auth0 subject, created when absent, locked for the rest of the transaction
@@ -231,4 +230,48 @@ pub async fn set_role(conn: &mut sqlx::PgConnection, user_id: Uuid, role: Role) 
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Locks the user's row until the transaction ends: changes that must see each other (allowance
+/// reservations, subscription changes of one user) run one after another.
+pub async fn lock(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn exists(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The user a Stripe customer belongs to.
+pub async fn by_stripe_customer(conn: &mut sqlx::PgConnection, customer: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM users WHERE stripe_customer_id = $1")
+        .bind(customer)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Stores `customer` on the user unless the user has a customer already or the customer is
+/// another user's. Returns `None` when the user is missing or the customer is another user's,
+/// else the user's customer after the statement (the new one, or the one kept).
+pub async fn link_stripe_customer(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    customer: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET stripe_customer_id = COALESCE(stripe_customer_id, $2) \
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM users other WHERE other.stripe_customer_id = $2 AND other.id <> $1) \
+         RETURNING stripe_customer_id",
+    )
+    .bind(user_id)
+    .bind(customer)
+    .fetch_optional(&mut *conn)
+    .await
 }

@@ -256,6 +256,22 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// A provider's error text made safe to log and show: whitespace and control characters collapsed
+/// to single spaces, cut to `max_chars` (ending in `…` when cut).
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let collapsed = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if collapsed.chars().count() <= max_chars {
+        return collapsed;
+    }
+    let mut cut: String = collapsed.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,8 +93,12 @@ impl ApiState {
         // granted by e-mail (docs/admin.md) can only reach whoever proved they own it.
         user = match email {
             EmailClaim::Absent => user,
-            EmailClaim::Unverified => db::users::sync_verified_email(&self.db, user, None).await?,
-            EmailClaim::Verified(address) => db::users::sync_verified_email(&self.db, user, Some(&address)).await?,
+            EmailClaim::Unverified => db::users::sync_verified_email(&self.db, user, None)
+                .await?
+                .ok_or(ApiError::NotFound("user"))?,
+            EmailClaim::Verified(address) => db::users::sync_verified_email(&self.db, user, Some(&address))
+                .await?
+                .ok_or(ApiError::NotFound("user"))?,
         };
         tracing::Span::current().record("user_id", tracing::field::display(user.id));
         Ok(user)

@@ -9,6 +9,9 @@
 //!
 //! A custom prompt (validated at 10..=2000 characters when the image is created) replaces the
 //! library prompt entirely; nothing is prepended or appended to it.
+//!
+//! The file is long because it is mostly the prompt text itself: the library is kept in one place
+//! so it can be read and reviewed as one document.
 
 use crate::staging::vocabulary::{RoomType, Style};
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+use crate::db::jobs::JobRef;
 use crate::platform::config::{ConfigError, Env, Secret};
 
 pub const JOB_MESSAGE_VERSION: u32 = 1;
@@ -29,6 +30,34 @@ impl JobMessage {
             job_id,
             image_id,
         }
+    }
+
+    /// Reads a message body; anything but this version's exact shape is refused with the reason.
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let message: JobMessage = serde_json::from_str(body).map_err(|e| format!("not a job message: {e}"))?;
+        if message.version != JOB_MESSAGE_VERSION {
+            return Err(format!("unsupported job message version {}", message.version));
+        }
+        Ok(message)
+    }
+
+    /// The body as stored with the job (`jobs.payload_json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "version": self.version, "job_id": self.job_id, "image_id": self.image_id })
+    }
+
+    /// The job this message names.
+    pub fn job(&self) -> JobRef {
+        JobRef {
+            job_id: self.job_id,
+            image_id: self.image_id,
+        }
+    }
+}
+
+impl From<JobRef> for JobMessage {
+    fn from(job: JobRef) -> Self {
+        JobMessage::new(job.job_id, job.image_id)
     }
 }
 
@@ -69,6 +98,24 @@ impl QueueConfig {
     }
 }
 
+/// One message as received from the queue, independent of the SDK's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub md5_of_body: Option<String>,
+    /// System attributes by name (ApproximateReceiveCount, SentTimestamp, SenderId,
+    /// ApproximateFirstReceiveTimestamp, ...), exactly as SQS returned them.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl ReceivedMessage {
+    pub fn receive_count(&self) -> Option<&str> {
+        self.attributes.get("ApproximateReceiveCount").map(String::as_str)
+    }
+}
+
 #[derive(Clone)]
 pub struct JobQueue {
     client: aws_sdk_sqs::Client,
@@ -92,12 +139,74 @@ impl JobQueue {
         }
     }
 
+    /// The SDK client, for setting up queues (local stack, tests). Everything the product does
+    /// with the queue goes through the methods here.
     pub fn client(&self) -> &aws_sdk_sqs::Client {
         &self.client
     }
 
     pub fn queue_url(&self) -> &str {
         &self.queue_url
+    }
+
+    /// Receives up to `max` (1–10) messages, waiting up to `wait` seconds for the first (long
+    /// polling), with their system attributes: what Lambda's SQS poller does, for the local stack.
+    pub async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<ReceivedMessage>, anyhow::Error> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        Ok(output
+            .messages()
+            .iter()
+            .filter_map(|message| {
+                Some(ReceivedMessage {
+                    message_id: message.message_id()?.to_string(),
+                    receipt_handle: message.receipt_handle()?.to_string(),
+                    body: message.body().unwrap_or_default().to_string(),
+                    md5_of_body: message.md5_of_body().map(str::to_string),
+                    attributes: message
+                        .attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(name, value)| (name.as_str().to_string(), value.clone()))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes a received message (it was handled).
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), anyhow::Error> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a received message visible again after `after` instead of the queue's full
+    /// visibility timeout (best effort: if this fails it simply comes back later).
+    pub async fn return_after(&self, receipt_handle: &str, after: std::time::Duration) {
+        let seconds = after.as_secs().min(43_200) as i32;
+        if let Err(err) = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %anyhow::Error::new(err), "could not shorten the message's visibility");
+        }
     }
 
     /// Sends the messages (in SQS batches of ten) and returns the job ids SQS accepted. A batch
@@ -160,7 +269,11 @@ mod tests {
             text,
             r#"{"version":1,"job_id":"00000000-0000-0000-0000-000000000000","image_id":"ffffffff-ffff-ffff-ffff-ffffffffffff"}"#
         );
-        assert!(serde_json::from_str::<JobMessage>(r#"{"version":1,"job_id":"x"}"#).is_err());
+        let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(JobMessage::new(job, image).to_json(), stored);
+        assert!(JobMessage::parse(r#"{"version":1,"job_id":"x"}"#).is_err());
+        let v2 = text.replace(r#""version":1"#, r#""version":2"#);
+        assert_eq!(JobMessage::parse(&v2).unwrap_err(), "unsupported job message version 2");
     }
 
     #[test]

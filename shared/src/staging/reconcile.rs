@@ -23,6 +23,7 @@ use crate::clients::replicate::Prediction;
 use crate::clients::storage::JobInputKey;
 use crate::db::{images, jobs};
 use crate::platform::metrics::{self, Counter};
+use crate::staging::queue::JobMessage;
 use crate::staging::worker::{JobOutcome, Provider, Worker};
 
 /// How much one run does at most, and when jobs count as lost.
@@ -102,7 +103,12 @@ pub async fn run(worker: &Worker, limits: &ReconcileLimits, stop_at: Instant) ->
 async fn resend(worker: &Worker, limits: &ReconcileLimits, report: &mut ReconcileReport) -> anyhow::Result<()> {
     // The rows stay locked while SQS is called, so a second reconciler skips them.
     let mut tx = worker.db.begin().await?;
-    let messages = jobs::lock_resendable(&mut tx, limits.unsent_grace, limits.resend_after, limits.max_resends).await?;
+    let messages: Vec<JobMessage> =
+        jobs::lock_resendable(&mut tx, limits.unsent_grace, limits.resend_after, limits.max_resends)
+            .await?
+            .into_iter()
+            .map(JobMessage::from)
+            .collect();
     if messages.is_empty() {
         return Ok(());
     }
@@ -123,7 +129,8 @@ async fn expire(
     stop_at: Instant,
     report: &mut ReconcileReport,
 ) -> anyhow::Result<()> {
-    for message in jobs::expired(&worker.db, limits.max_expired).await? {
+    for job in jobs::expired(&worker.db, limits.max_expired).await? {
+        let message = JobMessage::from(job);
         if Instant::now() + worker.config.safety_margin >= stop_at {
             break;
         }
@@ -208,7 +215,8 @@ async fn settle_deleted(
     stop_at: Instant,
     report: &mut ReconcileReport,
 ) -> anyhow::Result<()> {
-    for message in jobs::unfinished_of_deleted_images(&worker.db, limits.max_deleted).await? {
+    for job in jobs::unfinished_of_deleted_images(&worker.db, limits.max_deleted).await? {
+        let message = JobMessage::from(job);
         if Instant::now() + worker.config.safety_margin >= stop_at {
             break;
         }

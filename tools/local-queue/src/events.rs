@@ -5,7 +5,7 @@
 //! EventBridge "Scheduled Event"); the tests read them back with the `aws_lambda_events` types the
 //! functions use, so a drift shows up here and not as a confusing local failure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use shared::chrono::{DateTime, SecondsFormat, Utc};
 use shared::reqwest::Url;
@@ -15,23 +15,7 @@ use shared::uuid::Uuid;
 /// Used when the queue URL does not carry a 12-digit account id (moto's URLs do).
 pub const PLACEHOLDER_ACCOUNT: &str = "000000000000";
 
-/// One message as received from the queue, independent of the SDK's types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    pub md5_of_body: Option<String>,
-    /// System attributes by name (ApproximateReceiveCount, SentTimestamp, SenderId,
-    /// ApproximateFirstReceiveTimestamp, ...), exactly as SQS returned them.
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl ReceivedMessage {
-    pub fn receive_count(&self) -> Option<&str> {
-        self.attributes.get("ApproximateReceiveCount").map(String::as_str)
-    }
-}
+pub use shared::staging::queue::ReceivedMessage;
 
 /// Where the messages come from, as the event names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

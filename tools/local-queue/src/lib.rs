@@ -114,36 +114,10 @@ async fn feed_worker(settings: &Settings, queue: &JobQueue, invoker: &Invoker, s
 }
 
 async fn receive(queue: &JobQueue, settings: &Settings) -> Result<Vec<ReceivedMessage>, String> {
-    let output = queue
-        .client()
-        .receive_message()
-        .queue_url(queue.queue_url())
-        .max_number_of_messages(settings.batch_size)
-        .wait_time_seconds(settings.wait_seconds)
-        .message_system_attribute_names("All".into())
-        .send()
+    queue
+        .receive(settings.batch_size, settings.wait_seconds)
         .await
-        .map_err(|err| error_chain(&err))?;
-    let mut messages = Vec::new();
-    for message in output.messages() {
-        let (Some(message_id), Some(receipt_handle)) = (message.message_id(), message.receipt_handle()) else {
-            log("skipping a received message without id or receipt handle");
-            continue;
-        };
-        messages.push(ReceivedMessage {
-            message_id: message_id.to_string(),
-            receipt_handle: receipt_handle.to_string(),
-            body: message.body().unwrap_or_default().to_string(),
-            md5_of_body: message.md5_of_body().map(str::to_string),
-            attributes: message
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.as_str().to_string(), value.clone()))
-                .collect(),
-        });
-    }
-    Ok(messages)
+        .map_err(|err| format!("{err:#}"))
 }
 
 async fn deliver_batch(
@@ -168,19 +142,11 @@ async fn deliver_batch(
         BatchOutcome::AllFailed(_) => Vec::new(),
     };
 
-    // One DeleteMessage per message: shared does not re-export the SDK types a batch delete needs,
-    // and a local batch holds at most ten messages.
+    // One DeleteMessage per message: a local batch holds at most ten messages.
     let mut not_deleted = Vec::new();
     for message in &handled {
-        let deleted = queue
-            .client()
-            .delete_message()
-            .queue_url(queue.queue_url())
-            .receipt_handle(&message.receipt_handle)
-            .send()
-            .await;
-        if let Err(err) = deleted {
-            not_deleted.push(format!("{} ({})", message.message_id, error_chain(&err)));
+        if let Err(err) = queue.delete(&message.receipt_handle).await {
+            not_deleted.push(format!("{} ({err:#})", message.message_id));
         }
     }
 

@@ -32,6 +32,7 @@ use crate::billing::stripe::client::{RefundOutcome, StripeError};
 use crate::db::audit::{self, AuditAction, AuditActor, AuditRecord};
 use crate::db::invoices::{self, StripeInvoiceState};
 use crate::db::subscriptions::{self, StripeSubscriptionState, UpsertOutcome};
+use crate::db::{processed_events, users};
 
 pub use signature::{SignatureError, TOLERANCE_SECONDS};
 
@@ -220,15 +221,7 @@ pub async fn process(db: &PgPool, stripe: Option<&Stripe>, payload: &[u8]) -> Re
     let created = timestamp(event.created)
         .ok_or_else(|| WebhookError::InvalidEvent("the event's `created` is not a unix time".into()))?;
     let mut tx = db.begin().await?;
-    let recorded: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO processed_events (source, event_id, type, payload) VALUES ('stripe', $1, $2, $3) \
-         ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-    )
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(&document)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let recorded = processed_events::record_stripe(&mut *tx, &event.id, &event.kind, &document).await?;
     if recorded.is_none() {
         // A concurrent delivery of the same event waits on our row above until that one commits
         // or rolls back, so a duplicate is only ever reported for an event actually applied.
@@ -256,15 +249,7 @@ pub async fn process(db: &PgPool, stripe: Option<&Stripe>, payload: &[u8]) -> Re
 /// Records an event past [`UNLINKED_EVENT_GRACE`] that still concerns nobody here, so that it is
 /// acknowledged (and kept, payload included, for an operator) rather than retried for days.
 async fn record_unlinked(db: &PgPool, event: &Event, document: &Value, what: &str) -> Result<Outcome, WebhookError> {
-    let recorded = sqlx::query_scalar::<_, Uuid>(
-        "INSERT INTO processed_events (source, event_id, type, payload) VALUES ('stripe', $1, $2, $3) \
-         ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-    )
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(document)
-    .fetch_optional(db)
-    .await?;
+    let recorded = processed_events::record_stripe(db, &event.id, &event.kind, document).await?;
     if recorded.is_none() {
         return Ok(Outcome::Duplicate);
     }
@@ -334,7 +319,7 @@ async fn checkout_completed(conn: &mut PgConnection, session: CheckoutSession) -
         tracing::info!("checkout session without our client_reference_id ignored");
         return Ok(Outcome::Ignored);
     };
-    if !user_exists(conn, user_id).await? {
+    if !users::exists(conn, user_id).await? {
         // User ids are created before any checkout, so a missing one was deleted: no retry helps.
         tracing::warn!(%user_id, "checkout session for a user that does not exist ignored");
         return Ok(Outcome::Ignored);
@@ -352,15 +337,7 @@ async fn checkout_completed(conn: &mut PgConnection, session: CheckoutSession) -
 /// Stores the customer id on the user once. Never moves a customer between users and never
 /// replaces a user's customer: either would hand one user's billing to another.
 async fn link_customer(conn: &mut PgConnection, user_id: Uuid, customer: &str) -> Result<(), WebhookError> {
-    let linked: Option<Option<String>> = sqlx::query_scalar(
-        "UPDATE users SET stripe_customer_id = COALESCE(stripe_customer_id, $2) \
-         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM users other WHERE other.stripe_customer_id = $2 AND other.id <> $1) \
-         RETURNING stripe_customer_id",
-    )
-    .bind(user_id)
-    .bind(customer)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let linked = users::link_stripe_customer(conn, user_id, customer).await?;
     match linked {
         Some(Some(stored)) if stored == customer => {}
         Some(stored) => {
@@ -369,20 +346,6 @@ async fn link_customer(conn: &mut PgConnection, user_id: Uuid, customer: &str) -
         None => tracing::warn!(%user_id, customer, "Stripe customer belongs to another user; not relinked"),
     }
     Ok(())
-}
-
-async fn user_exists(conn: &mut PgConnection, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await
-}
-
-async fn user_by_customer(conn: &mut PgConnection, customer: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM users WHERE stripe_customer_id = $1")
-        .bind(customer)
-        .fetch_optional(&mut *conn)
-        .await
 }
 
 /// The user named by `metadata.user_id` (set by create-checkout through
@@ -398,7 +361,7 @@ async fn user_from_metadata(
     else {
         return Ok(None);
     };
-    Ok(user_exists(conn, user_id).await?.then_some(user_id))
+    Ok(users::exists(conn, user_id).await?.then_some(user_id))
 }
 
 /// The delivery a subscription change came in.
@@ -454,7 +417,7 @@ async fn subscription_changed(
             Some(user_id)
         }
         None => match customer {
-            Some(customer) => user_by_customer(conn, customer).await?,
+            Some(customer) => users::by_stripe_customer(conn, customer).await?,
             None => None,
         },
     };
@@ -592,7 +555,7 @@ async fn invoice_changed(
         .or_else(|| details.and_then(|d| d.subscription.as_ref()))
         .map(Expandable::id);
     let mut user_id = match invoice.customer.as_ref().map(Expandable::id) {
-        Some(customer) => user_by_customer(conn, customer).await?,
+        Some(customer) => users::by_stripe_customer(conn, customer).await?,
         None => None,
     };
     if user_id.is_none()

@@ -2,13 +2,13 @@
 //! (`ReportBatchItemFailures`), so one bad message never fails or delays the others' outcome.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
 use super::{JobOutcome, Worker};
-use crate::staging::queue::{JOB_MESSAGE_VERSION, JobMessage};
+use crate::staging::queue::JobMessage;
 
 /// What happened to one message of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,11 @@ impl Worker {
     }
 
     async fn handle_message(&self, message: SqsMessage, stop_at: Instant) -> MessageOutcome {
-        let job = match parse_message(&message) {
+        let parsed = match message.body.as_deref() {
+            Some(body) => JobMessage::parse(body),
+            None => Err("the message has no body".to_string()),
+        };
+        let job = match parsed {
             Ok(job) => job,
             Err(problem) => {
                 tracing::error!(%problem, receive_count = ?message.attributes.get("ApproximateReceiveCount"), "malformed job message");
@@ -103,7 +107,11 @@ impl Worker {
             }
         };
         match &outcome {
-            JobOutcome::RetryLater { after, .. } => self.come_back_after(&message, *after).await,
+            JobOutcome::RetryLater { after, .. } => {
+                if let Some(receipt) = message.receipt_handle.as_deref() {
+                    self.queue.return_after(receipt, *after).await;
+                }
+            }
             JobOutcome::Unknown => tracing::warn!("the message names no job (deleted with its user?); acknowledged"),
             JobOutcome::Skipped(why) => tracing::info!(why, "nothing to do"),
             // Acknowledged: redelivering every few seconds would not fix the account; the
@@ -113,36 +121,6 @@ impl Worker {
         }
         MessageOutcome::Done(outcome)
     }
-
-    /// Shortens the message's visibility so it returns soon instead of after the queue's full
-    /// visibility timeout (best effort: if this fails it simply comes back later).
-    async fn come_back_after(&self, message: &SqsMessage, after: Duration) {
-        let Some(receipt) = message.receipt_handle.as_deref() else {
-            return;
-        };
-        let seconds = after.as_secs().clamp(0, 43_200) as i32;
-        if let Err(err) = self
-            .queue
-            .client()
-            .change_message_visibility()
-            .queue_url(self.queue.queue_url())
-            .receipt_handle(receipt)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-        {
-            tracing::warn!(error = %anyhow::Error::new(err), "could not shorten the message's visibility");
-        }
-    }
-}
-
-fn parse_message(message: &SqsMessage) -> Result<JobMessage, String> {
-    let body = message.body.as_deref().ok_or("the message has no body")?;
-    let job: JobMessage = serde_json::from_str(body).map_err(|e| format!("not a job message: {e}"))?;
-    if job.version != JOB_MESSAGE_VERSION {
-        return Err(format!("unsupported job message version {}", job.version));
-    }
-    Ok(job)
 }
 
 /// Aborts the tasks it holds when dropped (finished tasks are unaffected).

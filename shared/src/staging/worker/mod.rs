@@ -16,6 +16,7 @@
 //! - every job has an explicit deadline; past it the prediction is canceled and the job fails.
 
 mod batch;
+mod prediction;
 mod run;
 
 use std::time::Duration;

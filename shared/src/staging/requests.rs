@@ -1,0 +1,215 @@
+//! Staging requests as the client sends them (`POST /api/v1/images`, `POST /api/v1/images/batch`),
+//! parsed into [`ImageRequest`]s.
+//!
+//! Bodies are parsed leniently (every field optional, text as text) and then validated field by
+//! field, so a 422 lists every problem at once instead of serde's first one.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::clients::storage::UploadKey;
+use crate::platform::error::{ApiError, FieldError};
+use crate::staging::vocabulary::{RoomType, Style};
+
+pub const MAX_BATCH: usize = 50;
+pub const MAX_SEED: i64 = 4_294_967_295;
+
+/// One image to stage, as sent by the client (`POST /api/v1/images`, and each batch item).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImageBody {
+    pub project_id: Option<String>,
+    pub file_key: Option<String>,
+    pub room_type: Option<String>,
+    pub style: Option<String>,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+}
+
+/// Body of `POST /api/v1/images/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImagesBatchBody {
+    pub images: Vec<CreateImageBody>,
+}
+
+/// A create request whose fields are well-formed; ownership and storage are checked next.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub project_id: Uuid,
+    pub file_key: UploadKey,
+    pub room_type: RoomType,
+    pub style: Style,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+}
+
+impl CreateImageBody {
+    /// Validates every field; errors are named with `prefix` (e.g. `images[3].`).
+    pub fn validate(self, owner: Uuid, prefix: &str, errors: &mut Vec<FieldError>) -> Option<ImageRequest> {
+        let field = |name: &str| format!("{prefix}{name}");
+        let project_id = match self.project_id.as_deref() {
+            None => {
+                errors.push(FieldError::new(field("project_id"), "is required"));
+                None
+            }
+            Some(raw) => Uuid::parse_str(raw.trim()).ok().or_else(|| {
+                errors.push(FieldError::new(field("project_id"), "must be a UUID"));
+                None
+            }),
+        };
+        let file_key = match self.file_key.as_deref() {
+            None => {
+                errors.push(FieldError::new(field("file_key"), "is required"));
+                None
+            }
+            Some(raw) => match UploadKey::parse(raw) {
+                Some(key) if key.user_id == owner => Some(key),
+                _ => {
+                    errors.push(FieldError::new(
+                        field("file_key"),
+                        "must be a file_key returned to you by POST /api/v1/uploads/presign",
+                    ));
+                    None
+                }
+            },
+        };
+        let room_type = match self.room_type.as_deref() {
+            None => {
+                errors.push(FieldError::new(field("room_type"), "is required"));
+                None
+            }
+            Some(raw) => raw
+                .parse::<RoomType>()
+                .map_err(|m| errors.push(FieldError::new(field("room_type"), m)))
+                .ok(),
+        };
+        let style = match self.style.as_deref() {
+            None => {
+                errors.push(FieldError::new(field("style"), "is required"));
+                None
+            }
+            Some(raw) => raw
+                .parse::<Style>()
+                .map_err(|m| errors.push(FieldError::new(field("style"), m)))
+                .ok(),
+        };
+        if let Some(seed) = self.seed
+            && !(1..=MAX_SEED).contains(&seed)
+        {
+            errors.push(FieldError::new(
+                field("seed"),
+                format!("must be between 1 and {MAX_SEED}"),
+            ));
+        }
+        let prompt = match self.prompt.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) if !(10..=2000).contains(&p.chars().count()) => {
+                errors.push(FieldError::new(
+                    field("prompt"),
+                    "must be between 10 and 2000 characters",
+                ));
+                None
+            }
+            Some(p) if p.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+                errors.push(FieldError::new(field("prompt"), "must not contain control characters"));
+                None
+            }
+            Some(p) => Some(p.to_string()),
+        };
+        Some(ImageRequest {
+            project_id: project_id?,
+            file_key: file_key?,
+            room_type: room_type?,
+            style: style?,
+            seed: self.seed,
+            prompt,
+        })
+    }
+}
+
+impl CreateImageBody {
+    /// The one request of `POST /api/v1/images`, or a 422 naming every bad field.
+    pub fn into_request(self, owner: Uuid) -> Result<ImageRequest, ApiError> {
+        let mut errors = Vec::new();
+        match self.validate(owner, "", &mut errors) {
+            Some(request) if errors.is_empty() => Ok(request),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+impl CreateImagesBatchBody {
+    /// The 1–[`MAX_BATCH`] requests of a batch, or a 422 naming every bad field of every item
+    /// (`images[i].<field>`, see [`batch_field`]).
+    pub fn into_requests(self, owner: Uuid) -> Result<Vec<ImageRequest>, ApiError> {
+        if self.images.is_empty() || self.images.len() > MAX_BATCH {
+            return Err(ApiError::validation(
+                "images",
+                format!("must contain between 1 and {MAX_BATCH} images"),
+            ));
+        }
+        let mut errors = Vec::new();
+        let mut requests = Vec::with_capacity(self.images.len());
+        for (i, item) in self.images.into_iter().enumerate() {
+            if let Some(request) = item.validate(owner, &batch_field(i), &mut errors) {
+                requests.push(request);
+            }
+        }
+        if errors.is_empty() {
+            Ok(requests)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// How a batch names the fields of its `i`th item in a 422: `images[i].`.
+pub fn batch_field(i: usize) -> String {
+    format!("images[{i}].")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::storage::ImageFormat;
+
+    #[test]
+    fn image_requests_are_validated_field_by_field() {
+        let owner = Uuid::new_v4();
+        let key = UploadKey::generate(owner, ImageFormat::Jpeg).to_string();
+        let foreign = UploadKey::generate(Uuid::new_v4(), ImageFormat::Jpeg).to_string();
+        let mut errors = Vec::new();
+        let ok = CreateImageBody {
+            project_id: Some(Uuid::new_v4().to_string()),
+            file_key: Some(key),
+            room_type: Some("bedroom".into()),
+            style: Some("modern".into()),
+            seed: Some(42),
+            prompt: None,
+        };
+        assert!(ok.validate(owner, "", &mut errors).is_some());
+        assert!(errors.is_empty());
+        let bad = CreateImageBody {
+            project_id: Some("nope".into()),
+            file_key: Some(foreign),
+            room_type: Some("garage".into()),
+            style: Some("baroque".into()),
+            seed: Some(0),
+            prompt: Some("short".into()),
+        };
+        assert!(bad.validate(owner, &batch_field(2), &mut errors).is_none());
+        let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "images[2].project_id",
+                "images[2].file_key",
+                "images[2].room_type",
+                "images[2].style",
+                "images[2].seed",
+                "images[2].prompt"
+            ]
+        );
+    }
+}

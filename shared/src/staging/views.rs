@@ -1,0 +1,226 @@
+//! Images as the API shows them: the image JSON with short-lived photo links, pages of a
+//! project's images, the grouping by original photo, and links to download one photo.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clients::storage::{DOWNLOAD_URL_TTL, Storage};
+use crate::db::images::{Image, ImageStatus};
+use crate::platform::error::ApiError;
+use crate::platform::pagination::Cursor;
+use crate::staging::vocabulary::{RoomType, Style};
+
+/// An image as the API shows it, with short-lived links to the photos.
+#[derive(Debug, Serialize)]
+pub struct ImageView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub status: ImageStatus,
+    pub room_type: RoomType,
+    pub style: Style,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+    pub error: Option<String>,
+    pub model_used: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub processing_time_ms: Option<i32>,
+    pub file_key: String,
+    pub original_url: Option<String>,
+    pub staged_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ImageView {
+    /// Mints the GET links (local signing, no network call). A signing failure leaves the link
+    /// out rather than failing the whole response.
+    pub async fn build(image: Image, storage: &Storage) -> Self {
+        let sign = |key: Option<&str>| {
+            let key = key.map(str::to_string);
+            async move {
+                let key = key?;
+                match storage.presign_download(&key, DOWNLOAD_URL_TTL, None).await {
+                    Ok(p) => Some(p.url),
+                    Err(err) => {
+                        tracing::warn!(error = %format!("{err:#}"), "could not presign an image link");
+                        None
+                    }
+                }
+            }
+        };
+        let original_url = sign(Some(&image.original_key)).await;
+        let staged_url = sign(image.staged_key.as_deref()).await;
+        ImageView {
+            id: image.id,
+            project_id: image.project_id,
+            status: image.status,
+            room_type: image.room_type,
+            style: image.style,
+            seed: image.seed,
+            prompt: image.prompt,
+            error: image.error,
+            model_used: image.model_used,
+            cost_usd: image.cost_usd,
+            processing_time_ms: image.processing_time_ms,
+            file_key: image.original_key,
+            original_url,
+            staged_url,
+            created_at: image.created_at,
+            updated_at: image.updated_at,
+        }
+    }
+}
+
+pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
+    let mut out = Vec::with_capacity(images.len());
+    for image in images {
+        out.push(ImageView::build(image, storage).await);
+    }
+    out
+}
+
+/// One page of the live images of the owner's project as views, newest first, and the cursor of
+/// the next page; 404 when the project is not theirs (or missing, or deleted). Serves the flat and
+/// the grouped list, so both page the same way (`?limit=`, `?cursor=`, see [`crate::platform::pagination`]).
+pub async fn owned_project_views(
+    db: &sqlx::PgPool,
+    storage: &Storage,
+    owner: Uuid,
+    project_id: Uuid,
+    limit: u32,
+    after: Option<&Cursor>,
+) -> Result<(Vec<ImageView>, Option<Cursor>), ApiError> {
+    if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
+        return Err(ApiError::NotFound("project"));
+    }
+    let page = crate::db::images::page_for_project(db, owner, project_id, limit, after).await?;
+    Ok((views(page.items, storage).await, page.next))
+}
+
+/// One original photo and the staged variants made from it.
+#[derive(Debug, Serialize)]
+pub struct ImageGroup {
+    pub file_key: String,
+    pub original_url: Option<String>,
+    pub room_type: RoomType,
+    pub seed: Option<i64>,
+    pub prompt: Option<String>,
+    pub variants: Vec<ImageView>,
+}
+
+/// Groups views (already newest first) by original photo: groups ordered by their newest
+/// variant, variants newest first, ties broken by id — the same input always gives the same output.
+///
+/// The grouped list is paged by images, like the flat list, so one page stays bounded however many
+/// variants a photo has: a group whose older variants fall on the next page appears again there
+/// (same `file_key`); merging pages by `file_key` gives exactly the unpaged grouping.
+pub fn group_by_original(views: Vec<ImageView>) -> Vec<ImageGroup> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<ImageView>> = HashMap::new();
+    for view in views {
+        if !groups.contains_key(&view.file_key) {
+            order.push(view.file_key.clone());
+        }
+        groups.entry(view.file_key.clone()).or_default().push(view);
+    }
+    order
+        .into_iter()
+        .filter_map(|key| {
+            let variants = groups.remove(&key)?;
+            let newest = variants.first()?;
+            Some(ImageGroup {
+                file_key: key,
+                original_url: newest.original_url.clone(),
+                room_type: newest.room_type,
+                seed: newest.seed,
+                prompt: newest.prompt.clone(),
+                variants,
+            })
+        })
+        .collect()
+}
+
+/// `?expires_in=` for download links: 60–3600 seconds, default 600.
+pub fn download_ttl(raw: Option<&str>) -> Result<Duration, ApiError> {
+    match raw {
+        None => Ok(DOWNLOAD_URL_TTL),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(secs) if (60..=3600).contains(&secs) => Ok(Duration::from_secs(secs)),
+            _ => Err(ApiError::bad_request(
+                "`expires_in` must be an integer from 60 to 3600 (seconds)",
+            )),
+        },
+    }
+}
+
+/// Which photo of an image a download link is for (`?kind=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoKind {
+    Original,
+    Staged,
+}
+
+impl PhotoKind {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        match raw {
+            None | Some("original") => Ok(PhotoKind::Original),
+            Some("staged") => Ok(PhotoKind::Staged),
+            Some(_) => Err(ApiError::bad_request("`kind` must be `original` or `staged`")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhotoKind::Original => "original",
+            PhotoKind::Staged => "staged",
+        }
+    }
+}
+
+/// `?download=`: whether the link makes the browser save the file.
+pub fn parse_download(raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("`download` must be 1, true, 0 or false")),
+    }
+}
+
+/// What `GET /api/v1/images/{id}/presign` answers.
+#[derive(Debug, Serialize)]
+pub struct PresignedDownload {
+    pub url: String,
+    pub expires_in: u64,
+}
+
+/// A GET link to one photo of the image, valid for `ttl`; with `download`, the browser saves it
+/// as `<image id>-<kind>.<ext>`. 409 while the staged photo does not exist yet.
+pub async fn presign_photo(
+    storage: &Storage,
+    image: Image,
+    kind: PhotoKind,
+    download: bool,
+    ttl: Duration,
+) -> Result<PresignedDownload, ApiError> {
+    let key = match kind {
+        PhotoKind::Original => image.original_key,
+        PhotoKind::Staged => image
+            .staged_key
+            .ok_or_else(|| ApiError::Conflict("The staged photo is not ready yet".into()))?,
+    };
+    // Keys are server-generated (`.../<uuid>.<ext>`), so the extension is safe to echo back.
+    let ext = key.rsplit_once('.').map_or("jpg", |(_, ext)| ext);
+    let filename = format!("{}-{}.{ext}", image.id, kind.as_str());
+    let presigned = storage
+        .presign_download(&key, ttl, download.then_some(filename.as_str()))
+        .await
+        .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))?;
+    Ok(PresignedDownload {
+        url: presigned.url,
+        expires_in: presigned.expires_in.as_secs(),
+    })
+}

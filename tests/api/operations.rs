@@ -424,3 +424,38 @@ fn the_restore_drill_computes_the_checksums_sqlx_records() {
     }
     assert!(checked >= 7);
 }
+
+/// The dashboard body is JSON once CloudFormation substitutes it, and its alarm widget shows
+/// every alarm of the template.
+#[test]
+fn the_dashboard_is_valid_json_and_shows_every_alarm() {
+    let doc = template();
+    let body = &doc["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"];
+    let (function, text) = intrinsic(body).expect("DashboardBody is a !Sub");
+    assert_eq!(function, "Sub");
+    let text = text.as_str().unwrap();
+    // What !Sub would do, with placeholder values: numbers for the numeric parameters (they are
+    // written unquoted), strings elsewhere.
+    let mut substituted = String::new();
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').unwrap();
+        let name = &rest[start + 2..end];
+        substituted.push_str(&rest[..start]);
+        let numeric = doc["Parameters"][name]["Type"].as_str() == Some("Number");
+        substituted.push_str(if numeric { "1" } else { "x" });
+        names.insert(name.to_string());
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&substituted).unwrap_or_else(|err| panic!("DashboardBody: {err}"));
+    assert!(!dashboard["widgets"].as_array().unwrap().is_empty());
+    for (alarm, _) in resources_of_type(&doc, "AWS::CloudWatch::Alarm") {
+        assert!(
+            names.contains(&format!("{alarm}.Arn")),
+            "the dashboard's alarm widget does not show {alarm}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod fake_replicate;
 mod images_create;
 mod images_read;
 mod migrate;
+mod operations;
 mod pagination;
 mod prediction_adoption;
 mod profile;

@@ -26,6 +26,7 @@ mod storage;
 mod stripe_webhook;
 mod support;
 mod uploads;
+mod uptime;
 mod usage;
 mod worker;
 mod worker_output;

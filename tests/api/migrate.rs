@@ -18,15 +18,17 @@ fn state(db: PgPool) -> MigrateState {
         ("STRIPE_PRICE_BUSINESS", "price_business"),
     ]
     .into();
-    MigrateState {
+    MigrateState::new(
         db,
-        plans: PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap(),
-        http: outbound_http_client().unwrap(),
-    }
+        PlansConfig::from_env(&Env(&vars), AppEnv::Test).unwrap(),
+        outbound_http_client().unwrap(),
+    )
 }
 
+/// A request as CloudFormation sends it: Update and Delete also name the physical id, Update the
+/// old properties.
 fn custom_resource_event(request_type: &str, response_url: &str) -> Value {
-    json!({
+    let mut event = json!({
         "RequestType": request_type,
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:migrate",
         "ResponseURL": response_url,
@@ -35,7 +37,14 @@ fn custom_resource_event(request_type: &str, response_url: &str) -> Value {
         "LogicalResourceId": "DatabaseMigration",
         "ResourceType": "Custom::DatabaseMigration",
         "ResourceProperties": {"ServiceToken": "arn", "CodeVersion": "3"}
-    })
+    });
+    if request_type != "Create" {
+        event["PhysicalResourceId"] = json!(PHYSICAL_RESOURCE_ID);
+    }
+    if request_type == "Update" {
+        event["OldResourceProperties"] = json!({"ServiceToken": "arn", "CodeVersion": "2"});
+    }
+    event
 }
 
 async fn cloudformation() -> MockServer {
@@ -117,11 +126,11 @@ async fn a_failed_migration_fails_the_deploy_with_a_reason() {
     let cfn = cloudformation().await;
     let vars: HashMap<&str, &str> = [("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/none")].into();
     let database = DatabaseConfig::from_env(&Env(&vars)).unwrap();
-    let state = MigrateState {
-        db: shared::db::pool_with(&database, shared::db::connect_options(&database).unwrap()),
-        plans: PlansConfig::from_env(&Env(&HashMap::<&str, &str>::new()), AppEnv::Test).unwrap(),
-        http: outbound_http_client().unwrap(),
-    };
+    let state = MigrateState::new(
+        shared::db::pool_with(&database, shared::db::connect_options(&database).unwrap()),
+        PlansConfig::from_env(&Env(&HashMap::<&str, &str>::new()), AppEnv::Test).unwrap(),
+        outbound_http_client().unwrap(),
+    );
     migrate::handle(
         &state,
         custom_resource_event("Create", &format!("{}/cfn-response", cfn.uri())),
@@ -136,6 +145,41 @@ async fn a_failed_migration_fails_the_deploy_with_a_reason() {
         !reason.contains("hunter2"),
         "the password must not reach CloudFormation: {reason}"
     );
+}
+
+/// A configuration the function cannot work with (here: production without its Stripe price ids)
+/// still answers CloudFormation, with the reason, instead of exiting during init and leaving the
+/// deploy to hang until CloudFormation gives up.
+#[tokio::test]
+async fn a_broken_configuration_fails_the_deploy_with_the_reason_and_never_blocks_a_delete() {
+    let cfn = cloudformation().await;
+    let vars: HashMap<&str, &str> = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/none"),
+    ]
+    .into();
+    let state = MigrateState::from_env(&Env(&vars)).expect("the function starts whatever the configuration");
+    let url = format!("{}/cfn-response", cfn.uri());
+    let result = migrate::handle(&state, custom_resource_event("Create", &url))
+        .await
+        .unwrap();
+    assert_eq!(result["status"], "FAILED");
+    let answer = &answers(&cfn).await[0];
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("configuration is invalid") && reason.contains("STRIPE_PRICE"),
+        "{reason}"
+    );
+    assert!(!reason.contains("hunter2"), "{reason}");
+
+    migrate::handle(&state, custom_resource_event("Delete", &url))
+        .await
+        .unwrap();
+    assert_eq!(answers(&cfn).await[1]["Status"], "SUCCESS");
+    // A direct invoke reports the same problem as an error.
+    let err = migrate::handle(&state, json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("STRIPE_PRICE"), "{err}");
 }
 
 #[sqlx::test(migrations = false)]

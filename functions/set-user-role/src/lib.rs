@@ -37,6 +37,24 @@ pub async fn handle(state: &RoleState, event: LambdaEvent<Value>) -> Result<Valu
     Ok(serde_json::to_value(report)?)
 }
 
+/// Run as a program (`scripts/set-user-role`): one change (or its dry run), the report on
+/// stdout, the hint on stderr; a bad request prints the problem and exits with status 1.
+pub async fn run_program(state: &RoleState, args: &[String]) -> Result<(), Error> {
+    match run_cli(state, args).await {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report)?);
+            if let Some(hint) = dry_run_hint(args, &report) {
+                eprintln!("{hint}");
+            }
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("set-user-role: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// The program's arguments: `<auth0 sub> <role>` or `--email <address> <role>`, optionally
 /// followed by `--confirm <auth0 sub of the account shown by the dry run>`.
 pub fn parse_args(args: &[String]) -> Result<RoleChange, String> {

@@ -45,8 +45,9 @@ where
     })
 }
 
-/// The whole `main` of an event-driven function (the SQS worker, the scheduled reconciler): build
-/// the state once with `build`, then run `handler` for every event. Events and results are JSON.
+/// The whole `main` of an event-driven function (the SQS worker, the scheduled reconciler and
+/// uptime check): build the state once with `build`, then run `handler` for every event. Events
+/// and results are JSON.
 pub fn run_events<S, E, R, B, BFut, F, Fut>(build: B, handler: F) -> Result<(), Error>
 where
     S: Send + Sync + 'static,
@@ -57,12 +58,54 @@ where
     F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, Error>> + Send + 'static,
 {
+    run(
+        build,
+        handler,
+        None::<fn(Arc<S>, Vec<String>) -> std::future::Ready<Result<(), Error>>>,
+    )
+}
+
+/// [`run_events`] for a function operators also run as a plain program (`migrate` from the local
+/// scripts, `set-user-role`): outside Lambda (no `AWS_LAMBDA_RUNTIME_API`), `program` runs once
+/// with the command-line arguments instead of the event loop.
+pub fn run_events_or_program<S, E, R, B, BFut, F, Fut, P, PFut>(build: B, handler: F, program: P) -> Result<(), Error>
+where
+    S: Send + Sync + 'static,
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    B: FnOnce(Env<'static>) -> BFut,
+    BFut: Future<Output = Result<S, ConfigError>>,
+    F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send + 'static,
+    P: FnOnce(Arc<S>, Vec<String>) -> PFut,
+    PFut: Future<Output = Result<(), Error>>,
+{
+    run(build, handler, Some(program))
+}
+
+fn run<S, E, R, B, BFut, F, Fut, P, PFut>(build: B, handler: F, program: Option<P>) -> Result<(), Error>
+where
+    S: Send + Sync + 'static,
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    B: FnOnce(Env<'static>) -> BFut,
+    BFut: Future<Output = Result<S, ConfigError>>,
+    F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send + 'static,
+    P: FnOnce(Arc<S>, Vec<String>) -> PFut,
+    PFut: Future<Output = Result<(), Error>>,
+{
     init_logging();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let state = Arc::new(build(Env(&ProcessEnv)).await.inspect_err(|err| {
             tracing::error!(error = %err, "function init failed");
         })?);
+        if let Some(program) = program
+            && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none()
+        {
+            return program(state, std::env::args().skip(1).collect()).await;
+        }
         let handler = Arc::new(handler);
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<E>| {

@@ -11,3 +11,4 @@ pub mod lambda;
 pub mod metrics;
 pub mod pagination;
 pub mod state;
+pub mod uptime;

@@ -10,7 +10,7 @@ use crate::clients::storage::{ImageFormat, JobInputKey, staged_key};
 use crate::db::jobs::{self, Claim, ClaimedJob, Refund, StagedResult};
 use crate::db::settings;
 use crate::models::{self, ModelSpec};
-use crate::platform::metrics::{self, Counter};
+use crate::platform::metrics::{self, Amount, Counter};
 use crate::staging::imaging::{self, ImageLimits, ImageProblem};
 use crate::staging::queue::JobMessage;
 
@@ -205,13 +205,16 @@ impl Worker {
 
     async fn fail(&self, job: &ClaimedJob, message: &str) -> Result<JobOutcome, sqlx::Error> {
         // `fail_reporting` refunds unless the image was deleted meanwhile (decided in SQL).
-        let refunded = jobs::fail_reporting(&self.db, job.job_id, message, Refund::GiveBack)
-            .await?
-            .is_some_and(|failed| failed.refunded);
+        let failed = jobs::fail_reporting(&self.db, job.job_id, message, Refund::GiveBack).await?;
+        if failed.is_some() {
+            metrics::count(Counter::JobsFailed, 1);
+        }
+        let refunded = failed.is_some_and(|failed| failed.refunded);
+        // `user_message`, not `message`: the JSON log line has one `message`, the text below.
         if refunded {
-            tracing::warn!(%message, "image failed; allowance refunded");
+            tracing::warn!(user_message = %message, "image failed; allowance refunded");
         } else {
-            tracing::warn!(%message, "image failed; no refund (deleted by its owner, or finished elsewhere)");
+            tracing::warn!(user_message = %message, "image failed; no refund (deleted by its owner, or finished elsewhere)");
         }
         Ok(JobOutcome::Failed {
             message: message.to_string(),
@@ -564,7 +567,12 @@ impl Worker {
             },
         )
         .await?;
-        if !completed {
+        if completed {
+            // Once per job: only the call that completed it reports it (a duplicate delivery
+            // finds the job finished and reports nothing).
+            metrics::count(Counter::JobsStaged, 1);
+            metrics::amount(Amount::ModelSpendUsd, cost_e4 as f64 / 10_000.0);
+        } else {
             tracing::warn!("job was finished elsewhere while this worker staged it");
         }
         Ok(())

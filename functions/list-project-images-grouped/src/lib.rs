@@ -5,11 +5,10 @@
 
 use serde::Serialize;
 use shared::lambda_http::Request;
-use shared::platform::http::{ApiResult, ok, path_uuid};
-use shared::platform::pagination::page_params;
+use shared::platform::http::{ApiResult, ok};
 use shared::platform::state::StorageState;
 use shared::serde;
-use shared::staging::views::{ImageGroup, group_by_original, owned_project_views};
+use shared::staging::views::{ImageGroup, group_by_original, requested_project_page};
 
 #[derive(Serialize)]
 #[serde(crate = "shared::serde")]
@@ -20,19 +19,9 @@ struct GroupList {
 
 pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
-    let project_id = path_uuid(&req, "id")?;
-    let (limit, after) = page_params(&req)?;
-    let (images, next) = owned_project_views(
-        &state.api.db,
-        &state.storage,
-        user.id,
-        project_id,
-        limit,
-        after.as_ref(),
-    )
-    .await?;
+    let (images, next_cursor) = requested_project_page(&state.api.db, &state.storage, user.id, &req).await?;
     ok(&GroupList {
         images: group_by_original(images),
-        next_cursor: next.map(|c| c.encode()),
+        next_cursor,
     })
 }

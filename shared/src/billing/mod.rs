@@ -2,6 +2,7 @@
 //! atomically, the billing routes' shared rules, and Stripe (its API client and the verified
 //! webhook). docs/billing.md.
 
+pub mod checkout;
 pub mod plans;
 pub mod routes;
 pub mod stripe;

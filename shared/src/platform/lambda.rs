@@ -58,11 +58,12 @@ where
     F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, Error>> + Send + 'static,
 {
-    run(
-        build,
-        handler,
-        None::<fn(Arc<S>, Vec<String>) -> std::future::Ready<Result<(), Error>>>,
-    )
+    // Outside Lambda there is nothing to run: say so instead of the runtime's missing-variable error.
+    run_events_or_program(build, handler, |_, _| async {
+        Err(Error::from(
+            "this function runs inside Lambda only (locally: scripts/dev, through cargo lambda watch)",
+        ))
+    })
 }
 
 /// [`run_events`] for a function operators also run as a plain program (`migrate` from the local
@@ -80,30 +81,13 @@ where
     P: FnOnce(Arc<S>, Vec<String>) -> PFut,
     PFut: Future<Output = Result<(), Error>>,
 {
-    run(build, handler, Some(program))
-}
-
-fn run<S, E, R, B, BFut, F, Fut, P, PFut>(build: B, handler: F, program: Option<P>) -> Result<(), Error>
-where
-    S: Send + Sync + 'static,
-    E: serde::de::DeserializeOwned + Send + 'static,
-    R: serde::Serialize + Send + 'static,
-    B: FnOnce(Env<'static>) -> BFut,
-    BFut: Future<Output = Result<S, ConfigError>>,
-    F: Fn(Arc<S>, lambda_runtime::LambdaEvent<E>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, Error>> + Send + 'static,
-    P: FnOnce(Arc<S>, Vec<String>) -> PFut,
-    PFut: Future<Output = Result<(), Error>>,
-{
     init_logging();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let state = Arc::new(build(Env(&ProcessEnv)).await.inspect_err(|err| {
             tracing::error!(error = %err, "function init failed");
         })?);
-        if let Some(program) = program
-            && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none()
-        {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
             return program(state, std::env::args().skip(1).collect()).await;
         }
         let handler = Arc::new(handler);

@@ -11,7 +11,6 @@ use uuid::Uuid;
 use crate::clients::storage::{DOWNLOAD_URL_TTL, Storage};
 use crate::db::images::{Image, ImageStatus};
 use crate::platform::error::ApiError;
-use crate::platform::pagination::Cursor;
 use crate::staging::vocabulary::{RoomType, Style};
 
 /// An image as the API shows it, with short-lived links to the photos.
@@ -83,22 +82,23 @@ pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
     out
 }
 
-/// One page of the live images of the owner's project as views, newest first, and the cursor of
-/// the next page; 404 when the project is not theirs (or missing, or deleted). Serves the flat and
-/// the grouped list, so both page the same way (`?limit=`, `?cursor=`, see [`crate::platform::pagination`]).
-pub async fn owned_project_views(
+/// The page both project image lists answer (flat and grouped, so both page the same way): the
+/// project from the path (`{id}`), `?limit=` and `?cursor=` from the query (see
+/// [`crate::platform::pagination`]); the owner's live images newest first as views, and the
+/// cursor of the next page. 404 when the project is not theirs (or missing, or deleted).
+pub async fn requested_project_page(
     db: &sqlx::PgPool,
     storage: &Storage,
     owner: Uuid,
-    project_id: Uuid,
-    limit: u32,
-    after: Option<&Cursor>,
-) -> Result<(Vec<ImageView>, Option<Cursor>), ApiError> {
+    req: &lambda_http::Request,
+) -> Result<(Vec<ImageView>, Option<String>), ApiError> {
+    let project_id = crate::platform::http::path_uuid(req, "id")?;
+    let (limit, after) = crate::platform::pagination::page_params(req)?;
     if crate::db::projects::find_owned(db, owner, project_id).await?.is_none() {
         return Err(ApiError::NotFound("project"));
     }
-    let page = crate::db::images::page_for_project(db, owner, project_id, limit, after).await?;
-    Ok((views(page.items, storage).await, page.next))
+    let page = crate::db::images::page_for_project(db, owner, project_id, limit, after.as_ref()).await?;
+    Ok((views(page.items, storage).await, page.next.map(|c| c.encode())))
 }
 
 /// One original photo and the staged variants made from it.

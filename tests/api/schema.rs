@@ -127,3 +127,34 @@ async fn model_settings_are_seeded_with_the_registry_defaults(db: PgPool) {
         assert!(spec.validate_config(&stored).is_ok(), "{key} validates");
     }
 }
+
+/// Every subscription status the code knows is one the table accepts, and reads back as itself
+/// (the enum goes to the row as text and comes back typed); anything else is refused.
+#[sqlx::test]
+async fn every_subscription_status_round_trips_through_the_table(db: PgPool) {
+    use shared::db::subscriptions::SubscriptionStatus;
+    let user: uuid::Uuid = sqlx::query_scalar("INSERT INTO users (auth0_sub) VALUES ('auth0|s') RETURNING id")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    for (i, status) in SubscriptionStatus::ALL.into_iter().enumerate() {
+        let stored: SubscriptionStatus = sqlx::query_scalar(
+            "INSERT INTO subscriptions (user_id, stripe_subscription_id, status) VALUES ($1, $2, $3) RETURNING status",
+        )
+        .bind(user)
+        .bind(format!("sub_{i}"))
+        .bind(status)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        assert_eq!(stored, status);
+        assert_eq!(SubscriptionStatus::parse(status.as_str()), Some(status));
+    }
+    let bogus = sqlx::query(
+        "INSERT INTO subscriptions (user_id, stripe_subscription_id, status) VALUES ($1, 'sub_x', 'suspended')",
+    )
+    .bind(user)
+    .execute(&db)
+    .await;
+    assert!(bogus.is_err(), "the CHECK constraint and the enumeration agree");
+}

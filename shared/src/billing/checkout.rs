@@ -68,7 +68,7 @@ pub async fn start_checkout(state: &BillingState, user: &User, plan_code: &str) 
 pub struct PlanChanged {
     pub subscription_id: String,
     pub plan: String,
-    pub status: String,
+    pub status: subscriptions::SubscriptionStatus,
 }
 
 /// Moves the user's one current subscription to the paid plan `plan_code`, prorated, by changing

@@ -6,12 +6,71 @@ use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+/// A Stripe subscription's status, as Stripe names it and `subscriptions.status` stores it (text
+/// with a CHECK listing the same values). Typed from Stripe's JSON to the row and the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Incomplete,
+    IncompleteExpired,
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+    Unpaid,
+    Paused,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 8] = [
+        SubscriptionStatus::Incomplete,
+        SubscriptionStatus::IncompleteExpired,
+        SubscriptionStatus::Trialing,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::PastDue,
+        SubscriptionStatus::Canceled,
+        SubscriptionStatus::Unpaid,
+        SubscriptionStatus::Paused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Incomplete => "incomplete",
+            SubscriptionStatus::IncompleteExpired => "incomplete_expired",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Active or trialing: the subscription gives its plan now.
+    pub fn is_current(self) -> bool {
+        matches!(self, SubscriptionStatus::Active | SubscriptionStatus::Trialing)
+    }
+
+    /// Canceled or expired before its first payment: Stripe never moves it again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        )
+    }
+}
+
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Subscription {
     pub id: Uuid,
     pub stripe_subscription_id: String,
     pub stripe_customer_id: Option<String>,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price_id: Option<String>,
     pub current_period_start: Option<DateTime<Utc>>,
     pub current_period_end: Option<DateTime<Utc>>,
@@ -80,7 +139,7 @@ pub struct StripeSubscriptionState<'a> {
     pub stripe_subscription_id: &'a str,
     pub stripe_customer_id: Option<&'a str>,
     /// One of the values the table's CHECK allows (Stripe's subscription statuses).
-    pub status: &'a str,
+    pub status: SubscriptionStatus,
     pub price_id: Option<&'a str>,
     pub current_period_start: Option<DateTime<Utc>>,
     pub current_period_end: Option<DateTime<Utc>>,
@@ -171,7 +230,7 @@ pub async fn lock_owner(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sq
 #[derive(Debug, Clone, FromRow)]
 pub struct CurrentSubscription {
     pub stripe_subscription_id: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub price_id: Option<String>,
     pub current_since: Option<DateTime<Utc>>,
 }

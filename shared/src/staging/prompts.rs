@@ -500,13 +500,14 @@ mod tests {
     }
 
     #[test]
-    fn all_forty_prompts_are_distinct() {
+    fn every_pair_has_its_own_prompt() {
+        let pairs = RoomType::ALL.len() * Style::ALL.len();
         let prompts = all_prompts();
-        assert_eq!(prompts.len(), 40);
+        assert_eq!(prompts.len(), pairs);
         let distinct: HashSet<&str> = prompts.iter().map(|(_, _, prompt)| prompt.as_str()).collect();
-        assert_eq!(distinct.len(), 40);
+        assert_eq!(distinct.len(), pairs);
         let distinct_furnishing: HashSet<&str> = FURNISHING.iter().map(|(_, _, text)| *text).collect();
-        assert_eq!(distinct_furnishing.len(), 40);
+        assert_eq!(distinct_furnishing.len(), pairs);
     }
 
     #[test]

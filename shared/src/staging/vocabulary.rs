@@ -85,8 +85,6 @@ mod tests {
             assert_eq!(style.as_str().parse::<Style>().unwrap(), *style);
             assert_eq!(serde_json::to_value(style).unwrap(), style.as_str());
         }
-        assert_eq!(RoomType::ALL.len(), 8);
-        assert_eq!(Style::ALL.len(), 5);
         assert!("Bedroom".parse::<RoomType>().unwrap_err().contains("living_room"));
     }
 }

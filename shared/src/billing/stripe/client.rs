@@ -138,11 +138,7 @@ impl Stripe {
             Ok(raw) => Ok(raw.into()),
             Err(err @ StripeError::Api { status: 400 | 404, .. }) => {
                 let now = self.retrieve_subscription(subscription_id).await?;
-                if matches!(now.status.as_str(), "canceled" | "incomplete_expired") {
-                    Ok(now)
-                } else {
-                    Err(err)
-                }
+                if now.status.is_terminal() { Ok(now) } else { Err(err) }
             }
             Err(err) => Err(err),
         }

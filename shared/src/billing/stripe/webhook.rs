@@ -31,7 +31,7 @@ use crate::billing::stripe::Stripe;
 use crate::billing::stripe::client::{RefundOutcome, StripeError};
 use crate::db::audit::{self, AuditAction, AuditActor, AuditRecord};
 use crate::db::invoices::{self, StripeInvoiceState};
-use crate::db::subscriptions::{self, StripeSubscriptionState, UpsertOutcome};
+use crate::db::subscriptions::{self, StripeSubscriptionState, SubscriptionStatus, UpsertOutcome};
 use crate::db::{processed_events, users};
 
 pub use signature::{SignatureError, TOLERANCE_SECONDS};
@@ -51,18 +51,6 @@ pub const UNLINKED_EVENT_GRACE: chrono::Duration = chrono::Duration::minutes(30)
 
 /// Who the audit trail names for what the webhook does on its own.
 pub const WEBHOOK_ACTOR: &str = "system:stripe-webhook";
-/// The statuses of a Stripe subscription (the table's CHECK lists the same).
-const SUBSCRIPTION_STATUSES: [&str; 8] = [
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "canceled",
-    "unpaid",
-    "paused",
-];
-
 /// What happened to a verified delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -383,15 +371,12 @@ async fn subscription_changed(
         ..
     } = event;
     let status = if deleted {
-        "canceled"
+        SubscriptionStatus::Canceled
     } else {
-        subscription.status.as_str()
+        SubscriptionStatus::parse(&subscription.status).ok_or_else(|| {
+            WebhookError::InvalidEvent(format!("unknown subscription status `{}`", subscription.status))
+        })?
     };
-    if !SUBSCRIPTION_STATUSES.contains(&status) {
-        return Err(WebhookError::InvalidEvent(format!(
-            "unknown subscription status `{status}`"
-        )));
-    }
     let first_item = subscription.items.as_ref().and_then(|items| items.data.first());
     // Newer API versions moved the period onto the items; read whichever this payload has.
     let (period_start, period_end) = match (subscription.current_period_start, subscription.current_period_end) {
@@ -444,7 +429,7 @@ async fn subscription_changed(
     };
     match subscriptions::upsert_from_stripe(conn, user_id, &state).await? {
         UpsertOutcome::Inserted | UpsertOutcome::Updated => {
-            if matches!(status, "active" | "trialing") {
+            if status.is_current() {
                 cancel_duplicates(conn, user_id, &event).await?;
             }
             Ok(Outcome::Applied)
@@ -500,7 +485,7 @@ async fn cancel_duplicates(
                 });
             }
         }
-        let canceled = if matches!(at_stripe.status.as_str(), "canceled" | "incomplete_expired") {
+        let canceled = if at_stripe.status.is_terminal() {
             at_stripe
         } else {
             stripe.cancel_subscription_now(id).await?

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::db::subscriptions::SubscriptionStatus;
+
 /// The parts of a Checkout Session the routes answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutSession {
@@ -39,7 +41,7 @@ pub enum RefundOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub id: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub customer: String,
     pub cancel_at_period_end: bool,
     /// Unix seconds. Newer API versions keep the period on the items only; this is the top-level
@@ -59,7 +61,7 @@ pub struct SubscriptionItem {
 
 impl Subscription {
     pub fn is_current(&self) -> bool {
-        matches!(self.status.as_str(), "active" | "trialing")
+        self.status.is_current()
     }
 }
 
@@ -95,7 +97,7 @@ impl Expandable {
 #[derive(Deserialize)]
 pub(super) struct RawSubscription {
     pub(super) id: String,
-    pub(super) status: String,
+    pub(super) status: SubscriptionStatus,
     pub(super) customer: Expandable,
     #[serde(default)]
     pub(super) cancel_at_period_end: bool,

@@ -1,3 +1,7 @@
+//! The image path's tests: every check before decoding (magic bytes, header dimensions, pixel
+//! floods, truncation), orientation, alpha, metadata stripping and re-encoding, on real files.
+//! Long because each hostile input is its own case; they share the fixtures below.
+
 use std::path::PathBuf;
 
 use image::{GenericImageView, ImageEncoder, Rgba, RgbaImage};

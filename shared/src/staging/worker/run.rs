@@ -1,4 +1,7 @@
-//! One job, from claim to a staged photo (or a clear failure).
+//! One job, from claim to a staged photo (or a clear failure): the claim, the checks before any
+//! paid call, the model step (the paid create itself and its adoption live in `prediction.rs`),
+//! storing the result and the job's end. About 600 lines because each way a job can end is
+//! spelled out here, next to the others.
 
 use std::time::{Duration, Instant};
 

@@ -275,7 +275,12 @@ async fn run_benchmarks(db_url: String, server_version: String) -> Result<(), St
     let cold_env = function_env.clone();
     let cold_results = tokio::task::spawn_blocking(move || {
         let mut rows = Vec::new();
-        let functions = [("health", health_event), ("get-profile", profile_event)];
+        // hello-lambda (tools/) is the reference: the same runtime crates, nothing at init.
+        let functions = [
+            ("hello-lambda", health_event.clone()),
+            ("health", health_event),
+            ("get-profile", profile_event),
+        ];
         for (function, event) in functions {
             match cold_start::bench(function, &event, &cold_env, cold_runs) {
                 Ok(mut r) => rows.append(&mut r),
@@ -693,7 +698,7 @@ mod cold_start {
         } else {
             Err(format!(
                 "{} does not exist. Build the function binaries first (several minutes on 2 cores the first time):\n\
-                 \n    cargo build --release -p health -p get-profile\n",
+                 \n    cargo build --release -p hello-lambda -p health -p get-profile\n",
                 binary.display()
             ))
         }

@@ -29,19 +29,32 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// A lazily-connecting pool: init never blocks on (or fails because of) the database, so a
 /// database outage shows up as a 503 from `/health` rather than a crash loop.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, crate::platform::config::ConfigError> {
-    // A request must never hang a Lambda until its timeout.
-    let options = connect_options(config)?.options([
-        ("statement_timeout", "10s"),
-        ("idle_in_transaction_session_timeout", "30s"),
-    ]);
+    let options = connect_options(config)?;
+    // A request must never hang a Lambda until its timeout. Behind a transaction-mode pooler these
+    // session settings cannot be sent at connect; they are set on the role (docs/deployment.md).
+    let options = if config.behind_pooler {
+        options
+    } else {
+        options.options([
+            ("statement_timeout", "10s"),
+            ("idle_in_transaction_session_timeout", "30s"),
+        ])
+    };
     Ok(pool_with(config, options))
 }
 
 /// Connection options from `DATABASE_URL`, without the request-path timeouts (migrations may
 /// legitimately run longer than a request).
 pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, crate::platform::config::ConfigError> {
-    config.url.expose().parse().map_err(|_| {
+    let options: PgConnectOptions = config.url.expose().parse().map_err(|_| {
         crate::platform::config::ConfigError::invalid("DATABASE_URL", "is not a valid Postgres connection URL")
+    })?;
+    // A transaction-mode pooler hands each transaction to any server connection, where a named
+    // statement prepared on another one does not exist: unnamed statements only.
+    Ok(if config.behind_pooler {
+        options.statement_cache_capacity(0)
+    } else {
+        options
     })
 }
 
@@ -50,6 +63,9 @@ pub fn pool_with(config: &DatabaseConfig, options: PgConnectOptions) -> PgPool {
         .max_connections(config.max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
+        // Below the role's idle_session_timeout, so the client closes first. A frozen Lambda
+        // cannot; the server closes its connection and the pool's check before use replaces it.
+        .idle_timeout(config.idle_timeout)
         .connect_lazy_with(options)
 }
 

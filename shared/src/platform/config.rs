@@ -155,6 +155,11 @@ pub struct DatabaseConfig {
     /// Connections per Lambda instance. One instance serves one request at a time, so 1–2 is
     /// plenty and keeps a burst of cold starts from exhausting Postgres.
     pub max_connections: u32,
+    /// A pooled connection idle this long is closed; `None` = never.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// `DATABASE_URL` is a transaction-mode pooler: no named prepared statements, no session
+    /// settings sent at connect.
+    pub behind_pooler: bool,
 }
 
 impl DatabaseConfig {
@@ -178,9 +183,23 @@ impl DatabaseConfig {
         if !(1..=50).contains(&max_connections) {
             return Err(ConfigError::invalid("DB_MAX_CONNECTIONS", "must be between 1 and 50"));
         }
+        let idle_seconds: u64 = env.parsed("DB_IDLE_TIMEOUT_SECONDS", 240)?;
+        if idle_seconds > 3600 {
+            return Err(ConfigError::invalid(
+                "DB_IDLE_TIMEOUT_SECONDS",
+                "must be between 0 and 3600",
+            ));
+        }
+        let behind_pooler = match env.optional("DB_POOLER").as_deref() {
+            None | Some("") | Some("none") => false,
+            Some("transaction") => true,
+            Some(_) => return Err(ConfigError::invalid("DB_POOLER", "must be none or transaction")),
+        };
         Ok(DatabaseConfig {
             url: Secret::new(url),
             max_connections,
+            idle_timeout: (idle_seconds > 0).then(|| std::time::Duration::from_secs(idle_seconds)),
+            behind_pooler,
         })
     }
 }
@@ -305,6 +324,24 @@ mod tests {
             DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(),
             "DB_MAX_CONNECTIONS"
         );
+        // The connection budget: idle connections closed after 240 s unless told otherwise, no
+        // pooler unless told; a value outside the ranges is refused by name.
+        let vars = env(&[("DATABASE_URL", "postgres://u@h/db")]);
+        let config = DatabaseConfig::from_env(&Env(&vars)).unwrap();
+        assert_eq!(config.idle_timeout, Some(std::time::Duration::from_secs(240)));
+        assert!(!config.behind_pooler);
+        let vars = env(&[
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("DB_IDLE_TIMEOUT_SECONDS", "0"),
+            ("DB_POOLER", "transaction"),
+        ]);
+        let config = DatabaseConfig::from_env(&Env(&vars)).unwrap();
+        assert_eq!(config.idle_timeout, None);
+        assert!(config.behind_pooler);
+        for (name, value) in [("DB_IDLE_TIMEOUT_SECONDS", "3601"), ("DB_POOLER", "session")] {
+            let vars = env(&[("DATABASE_URL", "postgres://u@h/db"), (name, value)]);
+            assert_eq!(DatabaseConfig::from_env(&Env(&vars)).unwrap_err().variable(), name);
+        }
         let vars = env(&[("AUTH0_AUDIENCE", "a"), ("AUTH0_DOMAIN", "https://tenant.auth0.com/")]);
         assert_eq!(
             AuthConfig::from_env(&Env(&vars), AppEnv::Test).unwrap_err().variable(),

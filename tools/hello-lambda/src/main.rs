@@ -8,7 +8,9 @@ use shared::serde_json::{Value, json};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let runtime = shared::tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = shared::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async {
         Ok::<_, lambda_runtime::Error>(json!({
             "statusCode": 200,

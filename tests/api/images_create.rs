@@ -690,3 +690,124 @@ async fn concurrent_batches_never_reserve_more_than_the_limit(db: PgPool) {
     .unwrap();
     assert_eq!(per_image, created, "every image has exactly one reservation");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Variations: several images of one photo in one request
+
+#[sqlx::test]
+async fn variations_make_that_many_images_jobs_and_reservations_with_their_own_seeds(db: PgPool) {
+    let sa = spawn_staging_app(db).await;
+    let (project, key) = ready(&sa, ALICE).await;
+    let mut body = item(project, &key, "modern");
+    body["variations"] = json!(3);
+    body["seed"] = json!(100);
+    let response = create(&sa, ALICE, body).await;
+    assert_eq!(response.status, 201, "{}", text(&response));
+    let answer = response.json();
+    assert_eq!(
+        (answer["success"].clone(), answer["failed"].clone()),
+        (json!(3), json!(0))
+    );
+    let images = answer["images"].as_array().unwrap();
+    let seeds: Vec<i64> = images.iter().map(|i| i["seed"].as_i64().unwrap()).collect();
+    assert_eq!(seeds, vec![100, 101, 102], "the request's seed and the ones after it");
+    assert!(
+        images
+            .iter()
+            .all(|i| i["file_key"] == key.as_str() && i["status"] == "queued")
+    );
+    // One reservation per image, one job per image, one message per job.
+    assert_eq!(counts(&sa.app.db).await, (3, 3, 3, 3));
+    let messages = receive_jobs(&sa.staging.queue, 10).await;
+    let queued: BTreeSet<Uuid> = messages.iter().map(|m| m.image_id).collect();
+    let made: BTreeSet<Uuid> = images
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(queued, made);
+
+    // Without a seed each variation still gets its own, recorded so it can be made again.
+    let mut body = item(project, &key, "industrial");
+    body["variations"] = json!(2);
+    let answer = create(&sa, ALICE, body).await.json();
+    let seeds: BTreeSet<i64> = answer["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seed"].as_i64().expect("a recorded seed"))
+        .collect();
+    assert_eq!(seeds.len(), 2);
+
+    // The grouped list shows them as variants of one original.
+    let grouped = call("GET", "/api/v1/projects/{id}/images/grouped")
+        .path_param("id", &project.to_string())
+        .bearer(&sa.app.token(ALICE))
+        .send(&sa.storage, &sa.storage.api.web, list_project_images_grouped::handle)
+        .await
+        .json();
+    let groups = grouped["images"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["variants"].as_array().unwrap().len(), 5);
+}
+
+#[sqlx::test]
+async fn variations_are_all_or_nothing_at_the_allowance_edge(db: PgPool) {
+    let sa = spawn_staging_app(db).await;
+    set_free_limit(&sa.app.db, 10).await;
+    let (project, key) = ready(&sa, ALICE).await;
+    let alice = user_id(&sa, ALICE).await;
+    use_allowance(&sa.app.db, alice, 8).await;
+    let before = counts(&sa.app.db).await;
+    let mut body = item(project, &key, "modern");
+    body["variations"] = json!(3);
+    let response = create(&sa, ALICE, body.clone()).await;
+    response.assert_error(402, "usage_limit_exceeded");
+    assert_eq!(response.json()["requested"], 3);
+    assert_eq!(counts(&sa.app.db).await, before, "nothing reserved, nothing created");
+    assert!(receive_jobs(&sa.staging.queue, 1).await.is_empty());
+    body["variations"] = json!(2);
+    assert_eq!(create(&sa, ALICE, body).await.json()["success"], 2);
+}
+
+#[sqlx::test]
+async fn variations_must_be_1_to_4_and_a_batch_at_most_50_images(db: PgPool) {
+    let sa = spawn_staging_app(db).await;
+    set_free_limit(&sa.app.db, 100).await;
+    let (project, key) = ready(&sa, ALICE).await;
+    for bad in [json!(0), json!(5), json!(-1), json!(1.5), json!("2")] {
+        let mut body = item(project, &key, "modern");
+        body["variations"] = bad.clone();
+        let response = create(&sa, ALICE, body).await;
+        assert!(
+            matches!(response.status, 400 | 422),
+            "{bad}: {} {}",
+            response.status,
+            text(&response)
+        );
+        if response.status == 422 {
+            assert_eq!(response.invalid_fields(), vec!["variations"], "{bad}");
+        }
+    }
+    // 13 items × 4 variations = 52 images: refused as a whole, naming the list.
+    let items: Vec<Value> = (0..13)
+        .map(|_| {
+            let mut i = item(project, &key, "modern");
+            i["variations"] = json!(4);
+            i
+        })
+        .collect();
+    let response = batch(&sa, ALICE, items).await;
+    assert_eq!(response.invalid_fields(), vec!["images"]);
+    assert_eq!(counts(&sa.app.db).await, (0, 0, 0, 0));
+    // 12 × 4 = 48 fits.
+    let items: Vec<Value> = (0..12)
+        .map(|_| {
+            let mut i = item(project, &key, "modern");
+            i["variations"] = json!(4);
+            i
+        })
+        .collect();
+    let response = batch(&sa, ALICE, items).await;
+    assert_eq!(response.status, 201, "{}", text(&response));
+    assert_eq!(response.json()["success"], 48);
+}

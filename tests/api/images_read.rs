@@ -40,6 +40,7 @@ async fn stage(sa: &StagingApp, sub: &str, project: Uuid, file_key: &str, styles
             style: style.parse().unwrap(),
             seed: Some(7),
             prompt: Some("keep the fireplace visible".into()),
+            variations: 1,
         };
         let images = shared::staging::create::create_images(
             &sa.app.db,

@@ -180,6 +180,7 @@ async fn deleting_images_and_projects_never_lowers_usage(db: PgPool) {
         style: style.parse().unwrap(),
         seed: None,
         prompt: None,
+        variations: 1,
     };
     let created = shared::staging::create::create_images(
         &sa.app.db,

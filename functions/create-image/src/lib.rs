@@ -1,5 +1,6 @@
-//! `POST /api/v1/images`: stage one uploaded photo (reserves one image of the monthly allowance
-//! and queues one job; see [`shared::staging::create::create_images`]).
+//! `POST /api/v1/images`: stage one uploaded photo (reserves the monthly allowance and queues one
+//! job per image; see [`shared::staging::create::create_images`]). One image answers its view;
+//! `variations` 2–4 answer the batch shape with every image made.
 
 use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
@@ -7,12 +8,12 @@ use shared::platform::http::{ApiResult, json_body, json_response};
 use shared::platform::state::StagingState;
 use shared::staging::create::create_images;
 use shared::staging::requests::CreateImageBody;
-use shared::staging::views::ImageView;
+use shared::staging::views::{ImageBatch, ImageView};
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
     let request = json_body::<CreateImageBody>(&req)?.into_request(user.id)?;
-    let image = create_images(
+    let mut images = create_images(
         &state.api.db,
         &state.storage,
         &state.queue,
@@ -20,10 +21,14 @@ pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
         vec![request],
         |_| String::new(),
     )
-    .await?
-    .into_iter()
-    .next()
-    .expect("create_images returns one image per request");
+    .await?;
+    if images.len() > 1 {
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &ImageBatch::build(images, &state.storage).await,
+        ));
+    }
+    let image = images.pop().expect("create_images returns an image per variation");
     Ok(json_response(
         StatusCode::CREATED,
         &ImageView::build(image, &state.storage).await,

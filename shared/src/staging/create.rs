@@ -80,20 +80,21 @@ pub async fn create_images(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // One image per variation: all of them are reserved, inserted and queued together.
     let items: Vec<NewImage> = requests
         .iter()
-        .map(|r| {
+        .flat_map(|r| {
             let info = heads[&r.file_key].as_ref().expect("checked above");
-            NewImage {
+            r.seeds().into_iter().map(move |seed| NewImage {
                 project_id: r.project_id,
                 original_key: r.file_key.to_string(),
                 original_content_type: r.file_key.format.content_type().to_string(),
                 original_size_bytes: info.size as i64,
                 room_type: r.room_type,
                 style: r.style,
-                seed: r.seed,
+                seed,
                 prompt: r.prompt.clone(),
-            }
+            })
         })
         .collect();
     let image_ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();

@@ -11,8 +11,11 @@ use crate::clients::storage::UploadKey;
 use crate::platform::error::{ApiError, FieldError};
 use crate::staging::vocabulary::{RoomType, Style};
 
+/// At most this many images per request, variations included.
 pub const MAX_BATCH: usize = 50;
 pub const MAX_SEED: i64 = 4_294_967_295;
+/// At most this many variations of one photo per request (item).
+pub const MAX_VARIATIONS: u8 = 4;
 
 /// One image to stage, as sent by the client (`POST /api/v1/images`, and each batch item).
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +27,8 @@ pub struct CreateImageBody {
     pub style: Option<String>,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
+    /// How many images to make of this photo, 1–4 (default 1), each with its own seed.
+    pub variations: Option<i64>,
 }
 
 /// Body of `POST /api/v1/images/batch`.
@@ -42,6 +47,32 @@ pub struct ImageRequest {
     pub style: Style,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
+    /// 1–[`MAX_VARIATIONS`]: the images this request makes (see [`ImageRequest::seeds`]).
+    pub variations: u8,
+}
+
+impl ImageRequest {
+    /// The seed of each variation. One image keeps the request's seed (or none: the model picks).
+    /// Several get distinct seeds, recorded on each image so any one can be made again: the
+    /// request's seed and the ones after it (wrapping within 1..=MAX_SEED), or random ones.
+    pub fn seeds(&self) -> Vec<Option<i64>> {
+        let count = i64::from(self.variations.max(1));
+        match self.seed {
+            _ if count == 1 => vec![self.seed],
+            Some(first) => (0..count).map(|i| Some((first - 1 + i) % MAX_SEED + 1)).collect(),
+            None => {
+                let mut seeds: Vec<Option<i64>> = Vec::new();
+                while seeds.len() < count as usize {
+                    // v4 UUIDs carry 122 random bits; 32 of them make a seed.
+                    let seed = (uuid::Uuid::new_v4().as_u128() % MAX_SEED as u128) as i64 + 1;
+                    if !seeds.contains(&Some(seed)) {
+                        seeds.push(Some(seed));
+                    }
+                }
+                seeds
+            }
+        }
+    }
 }
 
 impl CreateImageBody {
@@ -102,6 +133,17 @@ impl CreateImageBody {
                 format!("must be between 1 and {MAX_SEED}"),
             ));
         }
+        let variations = match self.variations {
+            None => Some(1),
+            Some(n) if (1..=i64::from(MAX_VARIATIONS)).contains(&n) => Some(n as u8),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field("variations"),
+                    format!("must be between 1 and {MAX_VARIATIONS}"),
+                ));
+                None
+            }
+        };
         let prompt = match self.prompt.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(p) if !(10..=2000).contains(&p.chars().count()) => {
@@ -124,6 +166,7 @@ impl CreateImageBody {
             style: style?,
             seed: self.seed,
             prompt,
+            variations: variations?,
         })
     }
 }
@@ -157,6 +200,13 @@ impl CreateImagesBatchBody {
             }
         }
         if errors.is_empty() {
+            let images: usize = requests.iter().map(|r| usize::from(r.variations)).sum();
+            if images > MAX_BATCH {
+                return Err(ApiError::validation(
+                    "images",
+                    format!("must make at most {MAX_BATCH} images, variations included ({images} asked for)"),
+                ));
+            }
             Ok(requests)
         } else {
             Err(ApiError::Validation(errors))
@@ -187,6 +237,7 @@ mod tests {
             style: Some("modern".into()),
             seed: Some(42),
             prompt: None,
+            variations: Some(4),
         };
         assert!(ok.validate(owner, "", &mut errors).is_some());
         assert!(errors.is_empty());
@@ -197,6 +248,7 @@ mod tests {
             style: Some("baroque".into()),
             seed: Some(0),
             prompt: Some("short".into()),
+            variations: Some(5),
         };
         assert!(bad.validate(owner, &batch_field(2), &mut errors).is_none());
         let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -208,8 +260,38 @@ mod tests {
                 "images[2].room_type",
                 "images[2].style",
                 "images[2].seed",
+                "images[2].variations",
                 "images[2].prompt"
             ]
         );
+    }
+
+    fn request(seed: Option<i64>, variations: u8) -> ImageRequest {
+        let owner = Uuid::new_v4();
+        ImageRequest {
+            project_id: Uuid::new_v4(),
+            file_key: UploadKey::generate(owner, ImageFormat::Jpeg),
+            room_type: RoomType::Bedroom,
+            style: Style::Modern,
+            seed,
+            prompt: None,
+            variations,
+        }
+    }
+
+    #[test]
+    fn each_variation_has_its_own_seed() {
+        assert_eq!(request(None, 1).seeds(), vec![None]);
+        assert_eq!(request(Some(7), 1).seeds(), vec![Some(7)]);
+        assert_eq!(request(Some(7), 3).seeds(), vec![Some(7), Some(8), Some(9)]);
+        // The range wraps instead of leaving it.
+        assert_eq!(
+            request(Some(MAX_SEED - 1), 3).seeds(),
+            vec![Some(MAX_SEED - 1), Some(MAX_SEED), Some(1)]
+        );
+        let random = request(None, 4).seeds();
+        let distinct: std::collections::HashSet<_> = random.iter().collect();
+        assert_eq!(distinct.len(), 4);
+        assert!(random.iter().all(|s| s.is_some_and(|s| (1..=MAX_SEED).contains(&s))));
     }
 }

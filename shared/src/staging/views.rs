@@ -74,6 +74,26 @@ impl ImageView {
     }
 }
 
+/// What a create of several images answers (a batch, or one photo with variations).
+#[derive(Debug, Serialize)]
+pub struct ImageBatch {
+    pub images: Vec<ImageView>,
+    pub success: usize,
+    /// Always 0: a create is all or nothing, so a failure answers an error instead.
+    pub failed: usize,
+}
+
+impl ImageBatch {
+    pub async fn build(images: Vec<Image>, storage: &Storage) -> Self {
+        let images = views(images, storage).await;
+        ImageBatch {
+            success: images.len(),
+            failed: 0,
+            images,
+        }
+    }
+}
+
 pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
     let mut out = Vec::with_capacity(images.len());
     for image in images {

@@ -35,7 +35,7 @@ use shared::clients::storage::ImageFormat;
 use shared::models::{self, StagingInput};
 use shared::staging::imaging::{self, ImageLimits, ImageProblem, Jpeg, samples};
 use shared::staging::prompts;
-use shared::staging::vocabulary::{RoomType, Style};
+use shared::staging::vocabulary::{RoomType, Style, Treatment};
 
 /// The worker's JPEG quality for stored results (`WorkerConfig::jpeg_quality`'s default).
 const WORKER_JPEG_QUALITY: u8 = 90;
@@ -281,7 +281,12 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                 let (room, style) = pairs[next % pairs.len()];
                 next += 1;
                 let started = Instant::now();
-                let staged = imaging::simulated_staging(black_box(&inputs.original_12mp), room, style, &original);
+                let staged = imaging::simulated_staging(
+                    black_box(&inputs.original_12mp),
+                    room,
+                    Treatment::Stage(style),
+                    &original,
+                );
                 let elapsed = started.elapsed();
                 let staged = staged.map_err(|p| format!("{name}: refused: {p}"))?;
                 check_jpeg(name, &staged, ImageFormat::Jpeg, width, height)?;
@@ -327,7 +332,10 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
 
     // 6. Job set-up: the prompt, the model's stored configuration, Replicate's input.
     let pairs = all_pairs();
-    let library: Vec<String> = pairs.iter().map(|&(r, s)| prompts::library_prompt(r, s)).collect();
+    let library: Vec<String> = pairs
+        .iter()
+        .map(|&(r, s)| prompts::library_prompt(r, Treatment::Stage(s)))
+        .collect();
     let mut distinct = library.clone();
     distinct.sort();
     distinct.dedup();
@@ -350,7 +358,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                 next += 1;
                 let (room, style) = pairs[index];
                 let started = Instant::now();
-                let prompt = prompts::build_prompt(black_box(room), black_box(style), None);
+                let prompt = prompts::build_prompt(black_box(room), black_box(Treatment::Stage(style)), None);
                 let elapsed = started.elapsed();
                 if prompt != library[index] {
                     return Err(format!("build_prompt({room}, {style}) is not the library prompt"));
@@ -389,7 +397,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
         },
     )?);
 
-    let prompt = prompts::build_prompt(RoomType::LivingRoom, Style::Scandinavian, None);
+    let prompt = prompts::build_prompt(RoomType::LivingRoom, Treatment::Stage(Style::Scandinavian), None);
     let input = StagingInput {
         image_url: PRESIGNED_URL,
         prompt: &prompt,

@@ -22,6 +22,7 @@ pub mod models;
 pub mod platform;
 pub mod profile;
 pub mod projects;
+pub mod sharing;
 pub mod staging;
 
 pub use platform::error::ApiError;

@@ -37,7 +37,7 @@ async fn stage(sa: &StagingApp, sub: &str, project: Uuid, file_key: &str, styles
             project_id: project,
             file_key: UploadKey::parse(file_key).unwrap(),
             room_type: "living_room".parse().unwrap(),
-            style: style.parse().unwrap(),
+            treatment: shared::staging::vocabulary::Treatment::Stage(style.parse().unwrap()),
             seed: Some(7),
             prompt: Some("keep the fireplace visible".into()),
             variations: 1,

@@ -55,6 +55,48 @@ async fn every_room_type_and_style_is_accepted_by_the_database(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn every_operation_is_accepted_and_its_style_and_room_rules_hold_in_the_database(db: PgPool) {
+    use shared::staging::vocabulary::Operation;
+    let (user, project): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "WITH u AS (INSERT INTO users (auth0_sub) VALUES ('auth0|x') RETURNING id) \
+         INSERT INTO projects (user_id, name) SELECT id, 'p' FROM u RETURNING user_id, id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let insert = |operation: &str, room: &str, style: Option<&str>| {
+        sqlx::query(
+            "INSERT INTO images (project_id, user_id, original_key, operation, room_type, style) \
+             VALUES ($1, $2, 'k', $3, $4, $5)",
+        )
+        .bind(project)
+        .bind(user)
+        .bind(operation.to_owned())
+        .bind(room.to_owned())
+        .bind(style.map(str::to_owned))
+        .execute(&db)
+    };
+    for operation in Operation::ALL {
+        let style = operation.furnishes().then_some("modern");
+        insert(operation.as_str(), "outdoor", style).await.unwrap();
+        // The other half of the pairing is refused.
+        let flipped = if style.is_some() { None } else { Some("modern") };
+        assert!(
+            insert(operation.as_str(), "outdoor", flipped).await.is_err(),
+            "{operation}"
+        );
+    }
+    assert!(
+        insert("twilight", "kitchen", None).await.is_err(),
+        "twilight is for exteriors"
+    );
+    assert!(
+        insert("repaint", "kitchen", None).await.is_err(),
+        "the CHECK and the enumeration agree"
+    );
+}
+
+#[sqlx::test]
 async fn an_image_cannot_point_at_another_users_project(db: PgPool) {
     let ids: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
         "WITH u AS (INSERT INTO users (auth0_sub) VALUES ('auth0|a'), ('auth0|b') RETURNING id) \

@@ -177,7 +177,7 @@ async fn deleting_images_and_projects_never_lowers_usage(db: PgPool) {
         project_id,
         file_key: UploadKey::parse(&key).unwrap(),
         room_type: "bedroom".parse().unwrap(),
-        style: style.parse().unwrap(),
+        treatment: shared::staging::vocabulary::Treatment::Stage(style.parse().unwrap()),
         seed: None,
         prompt: None,
         variations: 1,

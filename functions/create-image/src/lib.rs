@@ -2,18 +2,17 @@
 //! job per image; see [`shared::staging::create::create_images`]). One image answers its view;
 //! `variations` 2–4 answer the batch shape with every image made.
 
-use shared::http_types::StatusCode;
 use shared::lambda_http::Request;
-use shared::platform::http::{ApiResult, json_body, json_response};
+use shared::platform::http::{ApiResult, json_body};
 use shared::platform::state::StagingState;
 use shared::staging::create::create_images;
 use shared::staging::requests::CreateImageBody;
-use shared::staging::views::{ImageBatch, ImageView};
+use shared::staging::views::created_response;
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
     let request = json_body::<CreateImageBody>(&req)?.into_request(user.id)?;
-    let mut images = create_images(
+    let images = create_images(
         &state.api.db,
         &state.storage,
         &state.queue,
@@ -22,15 +21,5 @@ pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
         |_| String::new(),
     )
     .await?;
-    if images.len() > 1 {
-        return Ok(json_response(
-            StatusCode::CREATED,
-            &ImageBatch::build(images, &state.storage).await,
-        ));
-    }
-    let image = images.pop().expect("create_images returns an image per variation");
-    Ok(json_response(
-        StatusCode::CREATED,
-        &ImageView::build(image, &state.storage).await,
-    ))
+    created_response(images, &state.storage).await
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/images/{id}/presign?kind=original|staged&download=1&expires_in=60..3600`:
+//! `GET /api/v1/images/{id}/presign?kind=original|staged|disclosed&download=1&expires_in=60..3600`:
 //! a short-lived GET URL for one of the caller's photos, optionally as an attachment
 //! (see [`shared::staging::views::presign_photo`]).
 
@@ -18,5 +18,5 @@ pub async fn handle(state: &StorageState, req: Request) -> ApiResult {
     let image = images::find_owned(&state.api.db, user.id, id)
         .await?
         .ok_or(ApiError::NotFound("image"))?;
-    ok(&presign_photo(&state.storage, image, kind, download, ttl).await?)
+    ok(&presign_photo(&state.api.db, &state.storage, image, kind, download, ttl).await?)
 }

@@ -15,6 +15,7 @@ use crate::db::audit::{self, AuditAction, AuditRecord};
 use crate::db::settings::{self, ACTIVE_MODEL_KEY, SettingRow, model_config_key, model_secret_key};
 use crate::models::{self, ConfigField, DEFAULT_MODEL_ID, ModelConfig, ModelSpec, UsdPrice};
 use crate::platform::error::{ApiError, FieldError};
+use crate::staging::vocabulary::Operation;
 
 pub const ACTIVE_MODEL_DESCRIPTION: &str = "The model new staging jobs use (a registry model id).";
 
@@ -111,7 +112,11 @@ pub struct ModelSummary {
     pub id: &'static str,
     pub slug: &'static str,
     pub display_name: &'static str,
+    /// The price of a staging (`stage`), as before operations existed.
     pub price_per_image_usd: UsdPrice,
+    /// What the model can do and what one image of each costs, e.g. `{"stage": "0.0300"}`.
+    #[serde(serialize_with = "models::operation_prices")]
+    pub operations: &'static [(Operation, UsdPrice)],
     pub is_active: bool,
     /// Whether `PUT /api/v1/admin/models/active` would accept it now.
     pub can_activate: bool,
@@ -142,7 +147,8 @@ pub async fn list(db: &PgPool) -> Result<ModelList, ApiError> {
                 id: spec.id,
                 slug: spec.slug,
                 display_name: spec.display_name,
-                price_per_image_usd: spec.price,
+                price_per_image_usd: spec.price(Operation::Stage).unwrap_or_default(),
+                operations: spec.operations,
                 is_active: spec.id == active,
                 can_activate: problems.is_empty(),
                 missing_settings: problem_fields(&problems),
@@ -174,7 +180,7 @@ impl ActiveModelView {
             model_id: model_id.to_string(),
             slug: spec.map(|spec| spec.slug),
             display_name: spec.map(|spec| spec.display_name),
-            price_per_image_usd: spec.map(|spec| spec.price),
+            price_per_image_usd: spec.and_then(|spec| spec.price(Operation::Stage)),
             updated_at: row.map(|row| row.updated_at),
             updated_by: row.and_then(|row| row.updated_by),
         }

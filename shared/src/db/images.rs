@@ -3,7 +3,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::platform::pagination::{Cursor, Page};
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{Operation, RoomType, Style, Treatment};
 
 /// An image's staging status, as stored in `images.status` (text with a CHECK constraint):
 /// `queued → processing → ready | error`. Typed from the row to the JSON, never compared as text.
@@ -41,7 +41,9 @@ pub struct Image {
     pub original_key: String,
     pub staged_key: Option<String>,
     pub room_type: RoomType,
-    pub style: Style,
+    pub operation: Operation,
+    /// Set exactly when the operation furnishes the room (`images_style_fits_operation`).
+    pub style: Option<Style>,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     pub status: ImageStatus,
@@ -53,12 +55,21 @@ pub struct Image {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Image {
+    /// The image's operation and style, as the `images_style_fits_operation` CHECK guarantees they
+    /// pair; `None` only for a row that constraint would have refused.
+    pub fn treatment(&self) -> Option<Treatment> {
+        Treatment::new(self.operation, self.style).ok()
+    }
+}
+
 macro_rules! columns {
     () => {
-        "i.id, i.project_id, i.user_id, i.original_key, i.staged_key, i.room_type, i.style, i.seed, i.prompt, \
+        "i.id, i.project_id, i.user_id, i.original_key, i.staged_key, i.room_type, i.operation, i.style, i.seed, i.prompt, \
          i.status, i.error, i.model_used, i.cost_usd::float8 AS cost_usd, i.processing_time_ms, i.created_at, i.updated_at"
     };
 }
+pub(crate) use columns;
 
 /// One image to create, already validated.
 #[derive(Debug, Clone)]
@@ -68,7 +79,7 @@ pub struct NewImage {
     pub original_content_type: String,
     pub original_size_bytes: i64,
     pub room_type: RoomType,
-    pub style: Style,
+    pub treatment: Treatment,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
 }
@@ -77,8 +88,8 @@ pub struct NewImage {
 pub async fn insert(conn: &mut PgConnection, owner: Uuid, id: Uuid, item: &NewImage) -> Result<Image, sqlx::Error> {
     const SQL: &str = concat!(
         "WITH i AS (INSERT INTO images (id, project_id, user_id, original_key, original_content_type, \
-         original_size_bytes, room_type, style, seed, prompt) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *) SELECT ",
+         original_size_bytes, room_type, operation, style, seed, prompt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *) SELECT ",
         columns!(),
         " FROM i"
     );
@@ -90,7 +101,8 @@ pub async fn insert(conn: &mut PgConnection, owner: Uuid, id: Uuid, item: &NewIm
         .bind(&item.original_content_type)
         .bind(item.original_size_bytes)
         .bind(item.room_type)
-        .bind(item.style)
+        .bind(item.treatment.operation())
+        .bind(item.treatment.style())
         .bind(item.seed)
         .bind(&item.prompt)
         .fetch_one(&mut *conn)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{Operation, RoomType, Style, Treatment};
 
 /// Names one job (what its queue message carries, see `staging::queue::JobMessage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -48,10 +48,19 @@ pub struct ClaimedJob {
     pub deadline_at: DateTime<Utc>,
     pub original_key: String,
     pub room_type: RoomType,
-    pub style: Style,
+    pub operation: Operation,
+    pub style: Option<Style>,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     pub image_deleted: bool,
+}
+
+impl ClaimedJob {
+    /// The job's operation and style, as the `images_style_fits_operation` CHECK guarantees they
+    /// pair; `None` only for a row that constraint would have refused.
+    pub fn treatment(&self) -> Option<Treatment> {
+        Treatment::new(self.operation, self.style).ok()
+    }
 }
 
 /// What a claim attempt found.
@@ -102,7 +111,7 @@ pub async fn claim(
              WHERE id = (SELECT image_id FROM claimed) AND status = 'queued' \
          ) \
          SELECT c.id AS job_id, c.image_id, i.user_id, c.attempts, c.max_attempts, c.prediction_id, \
-                c.create_started_at, c.model_id, c.deadline_at, i.original_key, i.room_type, i.style, i.seed, \
+                c.create_started_at, c.model_id, c.deadline_at, i.original_key, i.room_type, i.operation, i.style, i.seed, \
                 i.prompt, (i.deleted_at IS NOT NULL) AS image_deleted \
          FROM claimed c JOIN images i ON i.id = c.image_id"
     ))

@@ -11,6 +11,7 @@ pub mod plans;
 pub mod processed_events;
 pub mod projects;
 pub mod settings;
+pub mod share_links;
 pub mod subscriptions;
 pub mod usage;
 pub mod users;

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::platform::error::FieldError;
+use crate::staging::vocabulary::Operation;
 
 mod registry;
 mod schema;
@@ -72,8 +73,9 @@ pub struct ModelSpec {
     /// URL-safe name for routes, e.g. `qwen-image-edit`.
     pub slug: &'static str,
     pub display_name: &'static str,
-    /// Estimated cost of one staged image.
-    pub price: UsdPrice,
+    /// The operations the model can do, each with the estimated cost of one image made by it.
+    #[serde(serialize_with = "operation_prices")]
+    pub operations: &'static [(Operation, UsdPrice)],
     pub fields: &'static [ConfigField],
     #[serde(skip)]
     input: InputShape,
@@ -107,7 +109,32 @@ pub enum ModelError {
     EmptyPrompt,
 }
 
+/// As an object, e.g. `{"stage": "0.0300", "declutter": "0.0300"}`.
+pub fn operation_prices<S: Serializer>(
+    prices: &&'static [(Operation, UsdPrice)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(prices.len()))?;
+    for (operation, price) in prices.iter() {
+        map.serialize_entry(operation.as_str(), price)?;
+    }
+    map.end()
+}
+
 impl ModelSpec {
+    /// The estimated cost of one image made by `operation`, or `None` when the model cannot do it.
+    pub fn price(&self, operation: Operation) -> Option<UsdPrice> {
+        self.operations
+            .iter()
+            .find(|(op, _)| *op == operation)
+            .map(|(_, price)| *price)
+    }
+
+    pub fn can(&self, operation: Operation) -> bool {
+        self.price(operation).is_some()
+    }
+
     /// Checks a stored/submitted config object: unknown fields refused, types and bounds checked,
     /// missing fields take their default. Returns every problem at once (field names as given).
     /// A null value, and blank text (e.g. an empty API key), count as not set.

@@ -3,6 +3,7 @@
 
 use super::schema::{ConfigField, FieldDefault, FieldKind};
 use super::{DEFAULT_MODEL_ID, InputShape, ModelSpec, UsdPrice};
+use crate::staging::vocabulary::Operation;
 
 /// Any 32-bit seed; unset means a random one per prediction.
 const SEED_FIELD: ConfigField = ConfigField {
@@ -234,12 +235,32 @@ const GPT_IMAGE_FIELDS: &[ConfigField] = &[
 // Prices are estimates per staged image, to verify on replicate.com (model pages, "Pricing"):
 // qwen-image-edit $0.03, flux-kontext-pro $0.04, flux-kontext-max $0.08, seedream-4 $0.03.
 // gpt-image-1: Replicate charges $0.001 per output image; OpenAI bills the rest to the operator's key.
+//
+// Operations: every operation is one prediction, billed per output image whatever the prompt, so
+// a model's operations share its price today; they are listed per operation so one that needs a
+// second pass or a pricier setting can say so. Declutter and twilight promise an unchanged room
+// apart from what they remove or relight, so they are offered only on the instruction-edit models
+// that keep untouched pixels in place (Qwen, FLUX Kontext, Seedream). gpt-image-1 re-renders the
+// whole frame, which shifts fine geometry: it stages, and re-furnishes, but does not empty rooms
+// or relight exteriors (docs/architecture.md "Models and operations").
+
+/// Every operation at one price.
+macro_rules! all_operations {
+    ($price:expr) => {
+        &[
+            (Operation::Stage, $price),
+            (Operation::Declutter, $price),
+            (Operation::DeclutterAndStage, $price),
+            (Operation::Twilight, $price),
+        ]
+    };
+}
 pub(super) static REGISTRY: [ModelSpec; 5] = [
     ModelSpec {
         id: DEFAULT_MODEL_ID,
         slug: "qwen-image-edit",
         display_name: "Qwen Image Edit",
-        price: UsdPrice(300),
+        operations: all_operations!(UsdPrice(300)),
         fields: QWEN_FIELDS,
         input: InputShape {
             image_field: "image",
@@ -252,7 +273,7 @@ pub(super) static REGISTRY: [ModelSpec; 5] = [
         id: "black-forest-labs/flux-kontext-pro",
         slug: "flux-kontext-pro",
         display_name: "FLUX.1 Kontext Pro",
-        price: UsdPrice(400),
+        operations: all_operations!(UsdPrice(400)),
         fields: FLUX_KONTEXT_FIELDS,
         input: InputShape {
             image_field: "input_image",
@@ -265,7 +286,7 @@ pub(super) static REGISTRY: [ModelSpec; 5] = [
         id: "black-forest-labs/flux-kontext-max",
         slug: "flux-kontext-max",
         display_name: "FLUX.1 Kontext Max",
-        price: UsdPrice(800),
+        operations: all_operations!(UsdPrice(800)),
         fields: FLUX_KONTEXT_FIELDS,
         input: InputShape {
             image_field: "input_image",
@@ -278,7 +299,7 @@ pub(super) static REGISTRY: [ModelSpec; 5] = [
         id: "bytedance/seedream-4",
         slug: "seedream-4",
         display_name: "Seedream 4",
-        price: UsdPrice(300),
+        operations: all_operations!(UsdPrice(300)),
         fields: SEEDREAM_FIELDS,
         input: InputShape {
             image_field: "image_input",
@@ -294,7 +315,10 @@ pub(super) static REGISTRY: [ModelSpec; 5] = [
         id: "openai/gpt-image-1",
         slug: "gpt-image-1",
         display_name: "GPT Image 1",
-        price: UsdPrice(10),
+        operations: &[
+            (Operation::Stage, UsdPrice(10)),
+            (Operation::DeclutterAndStage, UsdPrice(10)),
+        ],
         fields: GPT_IMAGE_FIELDS,
         input: InputShape {
             image_field: "input_images",

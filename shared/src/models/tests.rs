@@ -121,11 +121,20 @@ fn prices_display_in_ten_thousandths() {
     assert_eq!(UsdPrice(0).to_string(), "0.0000");
     assert_eq!(UsdPrice(123_456).to_string(), "12.3456");
     assert_eq!(serde_json::to_value(UsdPrice(800)).unwrap(), json!("0.0800"));
-    assert_eq!(model(DEFAULT_MODEL_ID).price, UsdPrice(300));
-    assert_eq!(model("black-forest-labs/flux-kontext-pro").price, UsdPrice(400));
-    assert_eq!(model("black-forest-labs/flux-kontext-max").price, UsdPrice(800));
-    assert_eq!(model("bytedance/seedream-4").price, UsdPrice(300));
-    assert_eq!(model("openai/gpt-image-1").price, UsdPrice(10));
+    assert_eq!(model(DEFAULT_MODEL_ID).price(Operation::Stage), Some(UsdPrice(300)));
+    assert_eq!(
+        model("black-forest-labs/flux-kontext-pro").price(Operation::Stage),
+        Some(UsdPrice(400))
+    );
+    assert_eq!(
+        model("black-forest-labs/flux-kontext-max").price(Operation::Stage),
+        Some(UsdPrice(800))
+    );
+    assert_eq!(
+        model("bytedance/seedream-4").price(Operation::Stage),
+        Some(UsdPrice(300))
+    );
+    assert_eq!(model("openai/gpt-image-1").price(Operation::Stage), Some(UsdPrice(10)));
 }
 
 #[test]
@@ -550,8 +559,24 @@ fn the_registry_serializes_without_its_input_builder() {
     assert_eq!(value["id"], json!("bytedance/seedream-4"));
     assert_eq!(value["slug"], json!("seedream-4"));
     assert_eq!(value["display_name"], json!("Seedream 4"));
-    assert_eq!(value["price"], json!("0.0300"));
+    assert_eq!(
+        value["operations"],
+        json!({"stage": "0.0300", "declutter": "0.0300", "declutter_and_stage": "0.0300", "twilight": "0.0300"})
+    );
     assert_eq!(value["fields"].as_array().unwrap().len(), SEEDREAM_FIELDS.len());
     assert_eq!(value.as_object().unwrap().len(), 5);
     assert!(value.get("input").is_none());
+}
+
+#[test]
+fn every_operation_has_a_model_and_the_default_model_does_them_all() {
+    for operation in Operation::ALL {
+        assert!(registry().iter().any(|spec| spec.can(*operation)), "{operation}");
+        assert!(model(DEFAULT_MODEL_ID).can(*operation), "{operation}");
+    }
+    // gpt-image-1 re-renders the whole frame: it furnishes, but does not empty or relight.
+    let gpt = model("openai/gpt-image-1");
+    assert!(gpt.can(Operation::Stage) && gpt.can(Operation::DeclutterAndStage));
+    assert!(!gpt.can(Operation::Declutter) && !gpt.can(Operation::Twilight));
+    assert_eq!(gpt.price(Operation::Twilight), None);
 }

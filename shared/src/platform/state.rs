@@ -162,6 +162,72 @@ impl HttpState for StagingState {
     }
 }
 
+/// Authenticated sharing routes: storage (the disclosed photo) and where share pages live.
+pub struct SharingState {
+    pub api: ApiState,
+    pub storage: Storage,
+    /// `SHARE_BASE_URL`: the origin share links are built on (a custom domain); unset, the
+    /// request's own host (API Gateway's domain) is used.
+    pub share_base: Option<url::Url>,
+}
+
+impl HttpState for SharingState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let api = ApiState::from_env(env).await?;
+        let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
+        let share_base = match env.optional("SHARE_BASE_URL") {
+            None => None,
+            Some(_) => {
+                let url = env.url("SHARE_BASE_URL")?;
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.host_str().is_none()
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                {
+                    return Err(ConfigError::invalid(
+                        "SHARE_BASE_URL",
+                        "must be an http(s) URL with a host and no query",
+                    ));
+                }
+                Some(url)
+            }
+        };
+        Ok(SharingState {
+            api,
+            storage,
+            share_base,
+        })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.api.web
+    }
+    async fn warm_up(&self) {
+        self.api.warm_up().await;
+    }
+}
+
+/// The public share page: the database and storage links, no token verification.
+pub struct SharePageState {
+    pub web: WebConfig,
+    pub db: PgPool,
+    pub storage: Storage,
+}
+
+impl HttpState for SharePageState {
+    async fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let web = WebConfig::from_env(env)?;
+        let db = db::pool(&DatabaseConfig::from_env(env)?)?;
+        let storage = Storage::from_config(&StorageConfig::from_env(env)?).await;
+        Ok(SharePageState { web, db, storage })
+    }
+    fn web(&self) -> &WebConfig {
+        &self.web
+    }
+    async fn warm_up(&self) {
+        db::warm_up(&self.db).await;
+    }
+}
+
 /// Authenticated billing routes: the database and, when configured, the Stripe client (without
 /// `STRIPE_SECRET_KEY` outside production and staging, routes that call Stripe answer 503).
 pub struct BillingState {

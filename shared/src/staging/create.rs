@@ -14,7 +14,8 @@ use crate::staging::uploads::check_uploaded;
 
 /// Creates images and their jobs for validated requests, all or nothing:
 ///
-/// 0. unless an operator paused staging (`staging_enabled` is false: 503, nothing reserved);
+/// 0. unless an operator paused staging (`staging_enabled` is false: 503, nothing reserved), and
+///    only for operations the active model can do (422 otherwise);
 /// 1. one transaction takes each original's lock (`db::images::lock_original`, shared with the
 ///    reconciler's purge) and HEAD-checks it in storage (present, ≤ 10 MiB, the type its key
 ///    says): an original a purge deleted is reported gone (422), and one that is present cannot
@@ -39,6 +40,33 @@ pub async fn create_images(
             message: "Staging is paused by the operator; nothing was reserved. Please try again later.".into(),
             source: None,
         });
+    }
+
+    // Each operation is offered by the models that can do it (the registry says which): refused
+    // here, before anything is reserved, when the model jobs will run on cannot.
+    let active = crate::db::settings::active_model(db).await?;
+    let spec = crate::models::find(active.as_deref().unwrap_or(crate::models::DEFAULT_MODEL_ID));
+    if let Some(spec) = spec {
+        let errors: Vec<FieldError> = requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !spec.can(r.treatment.operation()))
+            .map(|(i, r)| {
+                let offered: Vec<&str> = spec.operations.iter().map(|(op, _)| op.as_str()).collect();
+                FieldError::new(
+                    format!("{}operation", field_prefix(i)),
+                    format!(
+                        "the current staging model ({}) cannot {}; it offers: {}",
+                        spec.display_name,
+                        r.treatment.operation(),
+                        offered.join(", ")
+                    ),
+                )
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
     }
 
     let mut tx = db.begin().await?;
@@ -91,7 +119,7 @@ pub async fn create_images(
                 original_content_type: r.file_key.format.content_type().to_string(),
                 original_size_bytes: info.size as i64,
                 room_type: r.room_type,
-                style: r.style,
+                treatment: r.treatment,
                 seed,
                 prompt: r.prompt.clone(),
             })

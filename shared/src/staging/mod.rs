@@ -9,6 +9,7 @@ pub mod prompts;
 pub mod queue;
 pub mod reconcile;
 pub mod requests;
+pub mod restage;
 pub mod uploads;
 pub mod views;
 pub mod vocabulary;

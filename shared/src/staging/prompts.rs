@@ -1,11 +1,14 @@
-//! The staging prompt library: one prompt per room type and style (8 × 5 = 40), as data.
+//! The prompt library: one prompt per operation, room type and style, as data. Staging has one
+//! per room and style (8 × 5 = 40); declutter and twilight one per room; declutter-and-stage
+//! reuses the staging furnishing after an emptying step.
 //!
-//! Every prompt has the same three-part shape, in this order, because image-edit models weigh the
-//! start of a prompt most and the worst failure of virtual staging is an altered room (a moved
-//! window or a repainted wall is misrepresentation in a property listing):
+//! Every prompt has the same shape, in this order, because image-edit models weigh the start of a
+//! prompt most and the worst failure of virtual staging is an altered room (a moved window or a
+//! repainted wall is misrepresentation in a property listing):
 //! 1. structural preservation: walls, windows, doors, floors, ceilings and fixtures stay as shot;
-//! 2. what to furnish: the room's rules, then the style's furniture, materials and palette;
-//! 3. placement: clear doorways and paths, furniture to scale, light and shadows that match.
+//! 2. what to change: for staging, the room's rules, then the style's furniture, materials and
+//!    palette; for declutter, what to take out; for twilight, the light;
+//! 3. the finish: clear paths, furniture to scale, light and shadows that match.
 //!
 //! A custom prompt (validated at 10..=2000 characters when the image is created) replaces the
 //! library prompt entirely; nothing is prepended or appended to it.
@@ -13,17 +16,31 @@
 //! The file is long because it is mostly the prompt text itself: the library is kept in one place
 //! so it can be read and reviewed as one document.
 
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{RoomType, Style, Treatment};
 
-/// The library prompt for a room and style.
-pub fn library_prompt(room: RoomType, style: Style) -> String {
+/// The library prompt for a room and what is done to it.
+pub fn library_prompt(room: RoomType, treatment: Treatment) -> String {
+    match treatment {
+        Treatment::Stage(style) => stage_prompt(room, style),
+        Treatment::DeclutterAndStage(style) => declutter_and_stage_prompt(room, style),
+        Treatment::Declutter => declutter_prompt(room),
+        Treatment::Twilight => twilight_prompt(room),
+    }
+}
+
+/// The prompt sent to the model: the custom prompt verbatim (trimmed) when there is one,
+/// otherwise the library prompt.
+pub fn build_prompt(room: RoomType, treatment: Treatment, custom: Option<&str>) -> String {
+    match custom.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => text.to_owned(),
+        None => library_prompt(room, treatment),
+    }
+}
+
+fn stage_prompt(room: RoomType, style: Style) -> String {
     let preservation = match room {
         RoomType::Outdoor => OUTDOOR_PRESERVATION,
         _ => INDOOR_PRESERVATION,
-    };
-    let placement = match room {
-        RoomType::Outdoor => OUTDOOR_PLACEMENT,
-        _ => INDOOR_PLACEMENT,
     };
     format!(
         "Virtually stage this {room_label} in {style_label} style for a real-estate listing photo. \
@@ -32,17 +49,90 @@ pub fn library_prompt(room: RoomType, style: Style) -> String {
         style_label = style_label(style),
         rules = room_rules(room),
         furnishing = furnishing(room, style),
+        placement = placement(room),
     )
 }
 
-/// The prompt sent to the model: the custom prompt verbatim (trimmed) when there is one,
-/// otherwise the library prompt for the room and style.
-pub fn build_prompt(room: RoomType, style: Style, custom: Option<&str>) -> String {
-    match custom.map(str::trim).filter(|text| !text.is_empty()) {
-        Some(text) => text.to_owned(),
-        None => library_prompt(room, style),
+/// An occupied room re-furnished: the same preservation, an emptying step naming no furniture of
+/// its own (so the old furniture's look does not leak into the new), then the staging furnishing.
+fn declutter_and_stage_prompt(room: RoomType, style: Style) -> String {
+    let preservation = match room {
+        RoomType::Outdoor => OUTDOOR_PRESERVATION,
+        _ => INDOOR_PRESERVATION,
+    };
+    format!(
+        "Replace the existing furniture of this {room_label} with new furniture in {style_label} style for a \
+         real-estate listing photo. {preservation} {emptying} Then furnish it anew. {rules} {furnishing} \
+         {placement}",
+        room_label = room_label(room),
+        style_label = style_label(style),
+        emptying = EMPTYING,
+        rules = room_rules(room),
+        furnishing = furnishing(room, style),
+        placement = placement(room),
+    )
+}
+
+fn declutter_prompt(room: RoomType) -> String {
+    let preservation = match room {
+        RoomType::Outdoor => OUTDOOR_DECLUTTER_PRESERVATION,
+        _ => INDOOR_DECLUTTER_PRESERVATION,
+    };
+    format!(
+        "Empty this {room_label} for a real-estate listing photo: remove the furniture and clutter and show the \
+         room as if it were vacant. {preservation} {emptying} {finish}",
+        room_label = room_label(room),
+        emptying = EMPTYING,
+        finish = DECLUTTER_FINISH,
+    )
+}
+
+fn twilight_prompt(room: RoomType) -> String {
+    format!(
+        "Turn this daytime photo of the {room_label} into a twilight photo for a real-estate listing, as if \
+         taken at dusk. {TWILIGHT_PRESERVATION} {TWILIGHT_LIGHT}",
+        room_label = room_label(room),
+    )
+}
+
+fn placement(room: RoomType) -> &'static str {
+    match room {
+        RoomType::Outdoor => OUTDOOR_PLACEMENT,
+        _ => INDOOR_PLACEMENT,
     }
 }
+
+/// What a declutter removes, in general words: it never names a piece of furniture, so the model
+/// is not primed to draw one.
+const EMPTYING: &str = "Remove every movable item: all furniture, loose floor coverings, wall art, decor, \
+     personal belongings, boxes and clutter. Where an item stood, continue the floor, walls and skirting behind \
+     it seamlessly, with the same material, pattern, colour and lighting, and leave no outlines, shadows or \
+     marks of what was removed.";
+
+const INDOOR_DECLUTTER_PRESERVATION: &str = "Structural preservation comes first: keep all walls, windows, \
+     doors, floors, ceilings and fixtures exactly as photographed, with the same positions, sizes, materials, \
+     paint colours and finishes, including light fixtures, switches, outlets, vents, radiators, fireplaces, \
+     built-in cabinetry, counters and appliances that are built in. Do not add, remove, move, resize or repaint \
+     any of them, and keep the camera angle, framing and perspective unchanged.";
+
+const OUTDOOR_DECLUTTER_PRESERVATION: &str = "Structural preservation comes first: keep all walls, windows, \
+     doors, floors and ground surfaces (decking, paving, lawn), ceilings of porches or overhangs, and fixtures \
+     (outdoor lights, railings, steps, pergolas, built-in planters and seating) exactly as photographed. Do not \
+     add, remove, move or repaint any of them, keep the landscaping, sky and view unchanged, and keep the \
+     camera angle, framing and perspective unchanged.";
+
+const DECLUTTER_FINISH: &str = "Add nothing. The result must look like a real photograph of the same space, \
+     empty and clean, with the original light, not a rendering.";
+
+const TWILIGHT_PRESERVATION: &str = "Structural preservation comes first: keep the building, roof, walls, \
+     windows, doors, floors and ground surfaces, fixtures, landscaping and every object exactly as photographed, \
+     with the same positions, sizes, materials and colours. Do not add, remove, move or repaint anything, and \
+     keep the camera angle, framing and perspective unchanged. Only the light and the sky change.";
+
+const TWILIGHT_LIGHT: &str = "Replace the sky with a clear dusk sky, deep blue above and warm orange and pink \
+     near the horizon; lower the ambient light to dusk; show a soft warm glow from the interior through the \
+     windows and switch on the existing exterior light fixtures, with realistic reflections and soft shadows. \
+     The result must look like a real photograph taken at twilight, not a rendering.";
 
 fn room_label(room: RoomType) -> &'static str {
     match room {
@@ -421,7 +511,7 @@ mod tests {
             .flat_map(|room| {
                 Style::ALL
                     .iter()
-                    .map(move |style| (*room, *style, library_prompt(*room, *style)))
+                    .map(move |style| (*room, *style, stage_prompt(*room, *style)))
             })
             .collect()
     }
@@ -489,12 +579,12 @@ mod tests {
     #[test]
     fn the_opening_frames_the_task() {
         assert!(
-            library_prompt(RoomType::Office, Style::Industrial).starts_with(
+            stage_prompt(RoomType::Office, Style::Industrial).starts_with(
                 "Virtually stage this home office in an industrial style for a real-estate listing photo."
             )
         );
         assert!(
-            library_prompt(RoomType::LivingRoom, Style::Scandinavian)
+            stage_prompt(RoomType::LivingRoom, Style::Scandinavian)
                 .starts_with("Virtually stage this living room in a Scandinavian style for")
         );
     }
@@ -524,7 +614,7 @@ mod tests {
     #[test]
     fn bedrooms_centre_on_the_bed_and_forbid_living_room_furniture() {
         for style in Style::ALL {
-            let prompt = library_prompt(RoomType::Bedroom, *style);
+            let prompt = stage_prompt(RoomType::Bedroom, *style);
             let lower = prompt.to_lowercase();
             assert!(lower.contains("bed is the focal piece"), "{style}");
             assert!(lower.contains("main wall"), "{style}");
@@ -550,7 +640,7 @@ mod tests {
     #[test]
     fn outdoor_prompts_use_weather_resistant_furniture_only() {
         for style in Style::ALL {
-            let prompt = library_prompt(RoomType::Outdoor, *style);
+            let prompt = stage_prompt(RoomType::Outdoor, *style);
             let lower = prompt.to_lowercase();
             assert!(lower.contains("weather-resistant outdoor furniture"), "{style}");
             assert!(lower.contains("keep the existing surfaces and built-ins"), "{style}");
@@ -566,7 +656,7 @@ mod tests {
     fn kitchens_and_bathrooms_stay_minimal() {
         for style in Style::ALL {
             for room in [RoomType::Kitchen, RoomType::Bathroom] {
-                let lower = library_prompt(room, *style).to_lowercase();
+                let lower = stage_prompt(room, *style).to_lowercase();
                 assert!(lower.contains("deliberately minimal"), "{room}/{style}");
                 assert!(lower.contains("do not add, replace or move"), "{room}/{style}");
                 assert!(lower.contains("appliance"), "{room}/{style}");
@@ -608,7 +698,7 @@ mod tests {
     #[test]
     fn a_custom_prompt_replaces_the_library_prompt_verbatim() {
         let custom = "  Add a red sofa and nothing else.\n";
-        let prompt = build_prompt(RoomType::Bedroom, Style::Modern, Some(custom));
+        let prompt = build_prompt(RoomType::Bedroom, Treatment::Stage(Style::Modern), Some(custom));
         assert_eq!(prompt, "Add a red sofa and nothing else.");
     }
 
@@ -616,9 +706,121 @@ mod tests {
     fn without_a_custom_prompt_the_library_prompt_is_used() {
         for custom in [None, Some(""), Some("   \n ")] {
             assert_eq!(
-                build_prompt(RoomType::Office, Style::Industrial, custom),
-                library_prompt(RoomType::Office, Style::Industrial)
+                build_prompt(RoomType::Office, Treatment::Stage(Style::Industrial), custom),
+                library_prompt(RoomType::Office, Treatment::Stage(Style::Industrial))
             );
+        }
+    }
+
+    /// The words of a text, lower case, so "bed" does not match inside "bedroom".
+    fn words(text: &str) -> HashSet<String> {
+        text.to_lowercase()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    const FURNITURE_WORDS: &[&str] = &[
+        "bed",
+        "beds",
+        "nightstand",
+        "nightstands",
+        "sofa",
+        "couch",
+        "chair",
+        "chairs",
+        "table",
+        "tables",
+        "desk",
+        "lamp",
+        "lamps",
+        "rug",
+        "rugs",
+        "dresser",
+        "headboard",
+        "bedding",
+        "sectional",
+        "stool",
+        "stools",
+        "shelf",
+    ];
+
+    #[test]
+    fn declutter_prompts_keep_the_structure_and_name_no_furniture() {
+        for room in RoomType::ALL {
+            let prompt = library_prompt(*room, Treatment::Declutter);
+            let lower = prompt.to_lowercase();
+            assert!(
+                lower.starts_with(&format!("empty this {}", room_label(*room))),
+                "{prompt}"
+            );
+            for element in ["walls", "windows", "doors", "floors", "fixtures", "camera angle"] {
+                assert!(lower.contains(element), "{room} declutter does not keep {element}");
+            }
+            assert!(lower.find("structural preservation").unwrap() < lower.find("remove every movable").unwrap());
+            let found: Vec<&str> = FURNITURE_WORDS
+                .iter()
+                .copied()
+                .filter(|w| words(&prompt).contains(*w))
+                .collect();
+            assert!(found.is_empty(), "{room} declutter names {found:?}: {prompt}");
+            assert!(lower.contains("add nothing"), "{room}");
+        }
+    }
+
+    #[test]
+    fn declutter_and_stage_empties_then_furnishes_in_the_style() {
+        for room in RoomType::ALL {
+            for style in Style::ALL {
+                let prompt = library_prompt(*room, Treatment::DeclutterAndStage(*style));
+                let lower = prompt.to_lowercase();
+                let preserve = lower.find("structural preservation").unwrap();
+                let empty = lower.find("remove every movable").unwrap();
+                let furnish = lower.find(&furnishing(*room, *style).to_lowercase()).unwrap();
+                assert!(preserve < empty && empty < furnish, "{room}/{style}: {prompt}");
+                assert!(lower.contains(style.as_str()), "{room}/{style}");
+                assert!((600..=2000).contains(&prompt.chars().count()), "{room}/{style} length");
+                assert_ne!(prompt, stage_prompt(*room, *style));
+            }
+        }
+    }
+
+    #[test]
+    fn twilight_changes_only_the_light() {
+        let prompt = library_prompt(RoomType::Outdoor, Treatment::Twilight);
+        let lower = prompt.to_lowercase();
+        assert!(lower.contains("dusk") && lower.contains("twilight"));
+        assert!(lower.contains("do not add, remove, move or repaint anything"));
+        assert!(lower.find("structural preservation").unwrap() < lower.find("replace the sky").unwrap());
+        let found: Vec<&str> = FURNITURE_WORDS
+            .iter()
+            .copied()
+            .filter(|w| words(&prompt).contains(*w))
+            .collect();
+        assert!(found.is_empty(), "twilight names {found:?}");
+    }
+
+    #[test]
+    fn every_operation_has_its_own_prompt_within_bounds() {
+        let mut seen = HashSet::new();
+        for room in RoomType::ALL {
+            let mut treatments = vec![Treatment::Declutter, Treatment::Twilight];
+            treatments.extend(
+                Style::ALL
+                    .iter()
+                    .flat_map(|s| [Treatment::Stage(*s), Treatment::DeclutterAndStage(*s)]),
+            );
+            for treatment in treatments {
+                let prompt = library_prompt(*room, treatment);
+                let length = prompt.chars().count();
+                assert!(
+                    (300..=2000).contains(&length),
+                    "{room}/{treatment:?} is {length} characters"
+                );
+                assert!(!prompt.contains("  "), "{room}/{treatment:?} has a double space");
+                assert!(seen.insert(prompt), "{room}/{treatment:?} repeats another prompt");
+            }
         }
     }
 }

@@ -237,8 +237,11 @@ async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut Reconcile
         let Some(image) = images::lock_purgeable(&mut tx, id).await? else {
             continue;
         };
-        let mut keys = Vec::with_capacity(2);
+        // The disclosed photos of its share links go with it (docs/disclosure.md).
+        let disclosed = crate::db::share_links::disclosed_keys_of_image(&mut tx, image.id).await?;
+        let mut keys = Vec::with_capacity(2 + disclosed.len());
         keys.extend(image.staged_key.as_deref());
+        keys.extend(disclosed.iter().map(String::as_str));
         if !image.original_in_use {
             keys.push(image.original_key.as_str());
         }

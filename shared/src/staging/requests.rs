@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::clients::storage::UploadKey;
 use crate::platform::error::{ApiError, FieldError};
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{Operation, RoomType, Style, Treatment};
 
 /// At most this many images per request, variations included.
 pub const MAX_BATCH: usize = 50;
@@ -24,6 +24,9 @@ pub struct CreateImageBody {
     pub project_id: Option<String>,
     pub file_key: Option<String>,
     pub room_type: Option<String>,
+    /// `stage` (default), `declutter`, `declutter_and_stage` or `twilight`.
+    pub operation: Option<String>,
+    /// Required when the operation furnishes the room (stage, declutter_and_stage), refused otherwise.
     pub style: Option<String>,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
@@ -44,7 +47,7 @@ pub struct ImageRequest {
     pub project_id: Uuid,
     pub file_key: UploadKey,
     pub room_type: RoomType,
-    pub style: Style,
+    pub treatment: Treatment,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     /// 1–[`MAX_VARIATIONS`]: the images this request makes (see [`ImageRequest::seeds`]).
@@ -63,8 +66,7 @@ impl ImageRequest {
             None => {
                 let mut seeds: Vec<Option<i64>> = Vec::new();
                 while seeds.len() < count as usize {
-                    // v4 UUIDs carry 122 random bits; 32 of them make a seed.
-                    let seed = (uuid::Uuid::new_v4().as_u128() % MAX_SEED as u128) as i64 + 1;
+                    let seed = random_seed();
                     if !seeds.contains(&Some(seed)) {
                         seeds.push(Some(seed));
                     }
@@ -73,6 +75,12 @@ impl ImageRequest {
             }
         }
     }
+}
+
+/// A random seed in 1..=[`MAX_SEED`].
+pub fn random_seed() -> i64 {
+    // v4 UUIDs carry 122 random bits; 32 of them make a seed.
+    (Uuid::new_v4().as_u128() % MAX_SEED as u128) as i64 + 1
 }
 
 impl CreateImageBody {
@@ -115,16 +123,33 @@ impl CreateImageBody {
                 .map_err(|m| errors.push(FieldError::new(field("room_type"), m)))
                 .ok(),
         };
+        let operation = match self.operation.as_deref() {
+            None => Some(Operation::Stage),
+            Some(raw) => raw
+                .parse::<Operation>()
+                .map_err(|m| errors.push(FieldError::new(field("operation"), m)))
+                .ok(),
+        };
         let style = match self.style.as_deref() {
-            None => {
-                errors.push(FieldError::new(field("style"), "is required"));
-                None
-            }
+            None => Some(None),
             Some(raw) => raw
                 .parse::<Style>()
+                .map(Some)
                 .map_err(|m| errors.push(FieldError::new(field("style"), m)))
                 .ok(),
         };
+        // The pair is judged only when both parts parsed: one message per field.
+        let treatment = match (operation, style) {
+            (Some(operation), Some(style)) => Treatment::new(operation, style)
+                .map_err(|(name, m)| errors.push(FieldError::new(field(name), m)))
+                .ok(),
+            _ => None,
+        };
+        if let (Some(treatment), Some(room)) = (treatment, room_type)
+            && let Err(m) = treatment.operation().check_room(room)
+        {
+            errors.push(FieldError::new(field("operation"), m));
+        }
         if let Some(seed) = self.seed
             && !(1..=MAX_SEED).contains(&seed)
         {
@@ -163,7 +188,7 @@ impl CreateImageBody {
             project_id: project_id?,
             file_key: file_key?,
             room_type: room_type?,
-            style: style?,
+            treatment: treatment?,
             seed: self.seed,
             prompt,
             variations: variations?,
@@ -234,6 +259,7 @@ mod tests {
             project_id: Some(Uuid::new_v4().to_string()),
             file_key: Some(key),
             room_type: Some("bedroom".into()),
+            operation: None,
             style: Some("modern".into()),
             seed: Some(42),
             prompt: None,
@@ -245,6 +271,7 @@ mod tests {
             project_id: Some("nope".into()),
             file_key: Some(foreign),
             room_type: Some("garage".into()),
+            operation: Some("repaint".into()),
             style: Some("baroque".into()),
             seed: Some(0),
             prompt: Some("short".into()),
@@ -258,6 +285,7 @@ mod tests {
                 "images[2].project_id",
                 "images[2].file_key",
                 "images[2].room_type",
+                "images[2].operation",
                 "images[2].style",
                 "images[2].seed",
                 "images[2].variations",
@@ -272,11 +300,64 @@ mod tests {
             project_id: Uuid::new_v4(),
             file_key: UploadKey::generate(owner, ImageFormat::Jpeg),
             room_type: RoomType::Bedroom,
-            style: Style::Modern,
+            treatment: Treatment::Stage(Style::Modern),
             seed,
             prompt: None,
             variations,
         }
+    }
+
+    fn body(operation: Option<&str>, room: &str, style: Option<&str>) -> CreateImageBody {
+        let owner = Uuid::nil();
+        CreateImageBody {
+            project_id: Some(Uuid::new_v4().to_string()),
+            file_key: Some(UploadKey::generate(owner, ImageFormat::Jpeg).to_string()),
+            room_type: Some(room.into()),
+            operation: operation.map(Into::into),
+            style: style.map(Into::into),
+            ..CreateImageBody::default()
+        }
+    }
+
+    #[test]
+    fn operations_take_a_style_only_when_they_furnish() {
+        let check = |operation: Option<&str>, room: &str, style: Option<&str>| {
+            let mut errors = Vec::new();
+            let request = body(operation, room, style).validate(Uuid::nil(), "", &mut errors);
+            (
+                request.map(|r| r.treatment),
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            check(None, "bedroom", Some("modern")).0,
+            Some(Treatment::Stage(Style::Modern))
+        );
+        assert_eq!(check(Some("declutter"), "bedroom", None).0, Some(Treatment::Declutter));
+        assert_eq!(
+            check(Some("declutter_and_stage"), "living_room", Some("industrial")).0,
+            Some(Treatment::DeclutterAndStage(Style::Industrial))
+        );
+        assert_eq!(check(Some("twilight"), "outdoor", None).0, Some(Treatment::Twilight));
+        assert_eq!(check(None, "bedroom", None).1, vec!["style: is required for stage"]);
+        assert_eq!(
+            check(Some("declutter_and_stage"), "bedroom", None).1,
+            vec!["style: is required for declutter_and_stage"]
+        );
+        assert_eq!(
+            check(Some("declutter"), "bedroom", Some("modern")).1,
+            vec!["style: does not apply to declutter (only stage and declutter_and_stage furnish a room)"]
+        );
+        assert_eq!(
+            check(Some("twilight"), "kitchen", None).1,
+            vec!["operation: twilight is for exterior photos: use room_type outdoor"]
+        );
+        assert!(
+            check(Some("Declutter"), "bedroom", None).1[0].starts_with("operation: must be one of: stage, declutter")
+        );
     }
 
     #[test]

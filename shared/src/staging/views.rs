@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::clients::storage::{DOWNLOAD_URL_TTL, Storage};
 use crate::db::images::{Image, ImageStatus};
 use crate::platform::error::ApiError;
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{Operation, RoomType, Style};
 
 /// An image as the API shows it, with short-lived links to the photos.
 #[derive(Debug, Serialize)]
@@ -20,7 +20,9 @@ pub struct ImageView {
     pub project_id: Uuid,
     pub status: ImageStatus,
     pub room_type: RoomType,
-    pub style: Style,
+    pub operation: Operation,
+    /// Null for operations that do not furnish (declutter, twilight).
+    pub style: Option<Style>,
     pub seed: Option<i64>,
     pub prompt: Option<String>,
     pub error: Option<String>,
@@ -58,6 +60,7 @@ impl ImageView {
             project_id: image.project_id,
             status: image.status,
             room_type: image.room_type,
+            operation: image.operation,
             style: image.style,
             seed: image.seed,
             prompt: image.prompt,
@@ -92,6 +95,24 @@ impl ImageBatch {
             images,
         }
     }
+}
+
+/// The 201 of a create of one request (`POST /api/v1/images`, `.../restage`): the image's view,
+/// or the batch shape when the request made several variations.
+pub async fn created_response(mut images: Vec<Image>, storage: &Storage) -> crate::platform::http::ApiResult {
+    use http::StatusCode;
+    if images.len() == 1
+        && let Some(image) = images.pop()
+    {
+        return Ok(crate::platform::http::json_response(
+            StatusCode::CREATED,
+            &ImageView::build(image, storage).await,
+        ));
+    }
+    Ok(crate::platform::http::json_response(
+        StatusCode::CREATED,
+        &ImageBatch::build(images, storage).await,
+    ))
 }
 
 pub async fn views(images: Vec<Image>, storage: &Storage) -> Vec<ImageView> {
@@ -182,6 +203,8 @@ pub fn download_ttl(raw: Option<&str>) -> Result<Duration, ApiError> {
 pub enum PhotoKind {
     Original,
     Staged,
+    /// The staged photo with its burned-in disclosure label (once the image is shared).
+    Disclosed,
 }
 
 impl PhotoKind {
@@ -189,7 +212,10 @@ impl PhotoKind {
         match raw {
             None | Some("original") => Ok(PhotoKind::Original),
             Some("staged") => Ok(PhotoKind::Staged),
-            Some(_) => Err(ApiError::bad_request("`kind` must be `original` or `staged`")),
+            Some("disclosed") => Ok(PhotoKind::Disclosed),
+            Some(_) => Err(ApiError::bad_request(
+                "`kind` must be `original`, `staged` or `disclosed`",
+            )),
         }
     }
 
@@ -197,6 +223,7 @@ impl PhotoKind {
         match self {
             PhotoKind::Original => "original",
             PhotoKind::Staged => "staged",
+            PhotoKind::Disclosed => "disclosed",
         }
     }
 }
@@ -218,8 +245,10 @@ pub struct PresignedDownload {
 }
 
 /// A GET link to one photo of the image, valid for `ttl`; with `download`, the browser saves it
-/// as `<image id>-<kind>.<ext>`. 409 while the staged photo does not exist yet.
+/// as `<image id>-<kind>.<ext>`. 409 while the staged photo does not exist yet, and for the
+/// disclosed photo until the image is shared.
 pub async fn presign_photo(
+    db: &sqlx::PgPool,
     storage: &Storage,
     image: Image,
     kind: PhotoKind,
@@ -231,6 +260,7 @@ pub async fn presign_photo(
         PhotoKind::Staged => image
             .staged_key
             .ok_or_else(|| ApiError::Conflict("The staged photo is not ready yet".into()))?,
+        PhotoKind::Disclosed => crate::sharing::links::disclosed_photo_key(db, &image).await?,
     };
     // Keys are server-generated (`.../<uuid>.<ext>`), so the extension is safe to echo back.
     let ext = key.rsplit_once('.').map_or("jpg", |(_, ext)| ext);

@@ -110,7 +110,14 @@ pub struct StagingApp {
     pub app: TestApp,
     pub storage: shared::platform::state::StorageState,
     pub staging: shared::platform::state::StagingState,
+    /// The share routes, with share pages on [`SHARE_BASE`].
+    pub sharing: shared::platform::state::SharingState,
+    /// The public share page.
+    pub share_page: shared::platform::state::SharePageState,
 }
+
+/// Where the test apps' share pages live.
+pub const SHARE_BASE: &str = "https://listings.example.test";
 
 pub async fn spawn_staging_app(db: PgPool) -> StagingApp {
     let app = spawn_app(db).await;
@@ -120,6 +127,16 @@ pub async fn spawn_staging_app(db: PgPool) -> StagingApp {
     StagingApp {
         storage: shared::platform::state::StorageState {
             api: api(),
+            storage: storage.clone(),
+        },
+        sharing: shared::platform::state::SharingState {
+            api: api(),
+            storage: storage.clone(),
+            share_base: Some(SHARE_BASE.parse().unwrap()),
+        },
+        share_page: shared::platform::state::SharePageState {
+            web: web_config(),
+            db: app.db.clone(),
             storage: storage.clone(),
         },
         staging: shared::platform::state::StagingState {
@@ -161,13 +178,14 @@ impl StagingApp {
 }
 
 /// The fields of an image as the API shows it (shared::staging::views::ImageView), sorted.
-pub const IMAGE_FIELDS: [&str; 16] = [
+pub const IMAGE_FIELDS: [&str; 17] = [
     "cost_usd",
     "created_at",
     "error",
     "file_key",
     "id",
     "model_used",
+    "operation",
     "original_url",
     "processing_time_ms",
     "project_id",

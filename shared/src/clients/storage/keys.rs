@@ -179,6 +179,12 @@ impl fmt::Display for JobInputKey {
 }
 
 /// The key of a staged result.
+/// The staged photo with its burned-in disclosure label, one per share link (a new link names a
+/// new page, so a new label).
+pub fn disclosed_key(user_id: Uuid, image_id: Uuid, link_id: Uuid) -> String {
+    format!("disclosed/{user_id}/{image_id}/{link_id}.jpg")
+}
+
 pub fn staged_key(user_id: Uuid, image_id: Uuid) -> String {
     format!("staged/{user_id}/{image_id}.jpg")
 }

@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::platform::config::{ConfigError, Env, Secret};
 
-pub use keys::{ImageFormat, JobInputKey, UploadKey, staged_key};
+pub use keys::{ImageFormat, JobInputKey, UploadKey, disclosed_key, staged_key};
 
 /// Uploads are capped at 10 MiB.
 pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;

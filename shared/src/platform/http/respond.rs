@@ -104,10 +104,13 @@ fn add_security_headers(headers: &mut HeaderMap) {
         HeaderValue::from_static("max-age=63072000; includeSubDomains"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // The one HTML page (the public share page) sets its own, as strict as its images allow.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     // Responses are per-user JSON unless a handler explicitly says otherwise (public plans).
     if !headers.contains_key(header::CACHE_CONTROL) {

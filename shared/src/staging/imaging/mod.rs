@@ -3,6 +3,7 @@
 //! - [`inspect_original`]: is an uploaded original a photo we can stage, before a model sees it
 //! - [`reencode_as_jpeg`]: a model's output (JPEG, PNG or WebP) as a clean baseline JPEG
 //! - [`simulated_staging`]: the offline simulator's visibly labelled stand-in result
+//! - [`disclosed_variant`]: a staged photo with its burned-in disclosure label
 //! - [`samples`]: generated test and demo images, good and bad
 //!
 //! Every input goes through the same gate: magic bytes in the allowlist (never the name or the
@@ -26,7 +27,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImage};
 
 use crate::clients::storage::ImageFormat;
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{RoomType, Treatment};
 use sniff::JpegEnd;
 
 const MIB: usize = 1024 * 1024;
@@ -211,11 +212,11 @@ pub fn reencode_as_jpeg(bytes: &[u8], limits: &ImageLimits, quality: u8) -> Resu
 
 /// The offline simulator's result: the original (checked like any original, at most 2048 px on
 /// the long side) with a style tint, a few flat furniture shapes for the room, and a banner that
-/// reads "SIMULATED STAGING" and the room and style, e.g. "LIVING ROOM / MODERN".
+/// reads "SIMULATED STAGING" and the operation, room and style, e.g. "LIVING ROOM / MODERN".
 pub fn simulated_staging(
     original: &[u8],
     room: RoomType,
-    style: Style,
+    treatment: Treatment,
     limits: &ImageLimits,
 ) -> Result<Jpeg, ImageProblem> {
     let decoded = decode(original, limits)?;
@@ -225,8 +226,19 @@ pub fn simulated_staging(
         image = image.thumbnail(SIMULATION_MAX_SIDE, SIMULATION_MAX_SIDE);
     }
     let mut rgb = flatten_onto_white(image);
-    simulate::stage(&mut rgb, room, style);
+    simulate::stage(&mut rgb, room, treatment);
     encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, format)
+}
+
+/// The staged photo with its disclosure label burned in (`text`, see
+/// [`crate::sharing::label`]): the same pixels and dimensions, checked and decoded like a model's
+/// output, re-encoded at the staged photo's quality.
+pub fn disclosed_variant(staged: &[u8], text: &str, limits: &ImageLimits, quality: u8) -> Result<Jpeg, ImageProblem> {
+    let decoded = decode(staged, limits)?;
+    let format = decoded.format;
+    let mut rgb = flatten_onto_white(decoded.into_oriented_image());
+    crate::sharing::label::burn_label(&mut rgb, text);
+    encode_jpeg(&rgb, quality, format)
 }
 
 struct Decoded {

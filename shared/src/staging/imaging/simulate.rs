@@ -5,25 +5,46 @@
 use image::{Rgb, RgbImage};
 
 use super::font::{self, GLYPH_HEIGHT};
-use crate::staging::vocabulary::{RoomType, Style};
+use crate::staging::vocabulary::{RoomType, Style, Treatment};
 
 /// The first banner line, always present.
 pub(super) const LABEL: &str = "SIMULATED STAGING";
 
-/// The second banner line, e.g. "LIVING ROOM / MODERN".
-pub(super) fn subtitle(room: RoomType, style: Style) -> String {
-    format!("{} / {}", room.as_str(), style.as_str())
-        .replace('_', " ")
-        .to_ascii_uppercase()
+/// The second banner line: "LIVING ROOM / MODERN" for a staging, otherwise the operation first,
+/// e.g. "DECLUTTER / BEDROOM" or "DECLUTTER AND STAGE / BEDROOM / MODERN".
+pub(super) fn subtitle(room: RoomType, treatment: Treatment) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    if !matches!(treatment, Treatment::Stage(_)) {
+        parts.push(treatment.operation().as_str());
+    }
+    parts.push(room.as_str());
+    if let Some(style) = treatment.style() {
+        parts.push(style.as_str());
+    }
+    parts.join(" / ").replace('_', " ").to_ascii_uppercase()
 }
 
-pub(super) fn stage(image: &mut RgbImage, room: RoomType, style: Style) {
-    let palette = Palette::of(style);
-    tint(image, palette.tint, 0.14);
-    for piece in furniture(room) {
-        draw_piece(image, piece, &palette);
+/// Stagings get furniture shapes in the style's palette; a declutter only a neutral tint and a
+/// twilight a dusk-blue one, so each operation's stand-in looks different.
+pub(super) fn stage(image: &mut RgbImage, room: RoomType, treatment: Treatment) {
+    match treatment.style() {
+        Some(style) => {
+            let palette = Palette::of(style);
+            tint(image, palette.tint, 0.14);
+            for piece in furniture(room) {
+                draw_piece(image, piece, &palette);
+            }
+            draw_banner(image, &subtitle(room, treatment), palette.accent);
+        }
+        None if treatment == Treatment::Twilight => {
+            tint(image, [40, 50, 110], 0.45);
+            draw_banner(image, &subtitle(room, treatment), [240, 150, 60]);
+        }
+        None => {
+            tint(image, [235, 235, 230], 0.2);
+            draw_banner(image, &subtitle(room, treatment), [150, 150, 150]);
+        }
     }
-    draw_banner(image, &subtitle(room, style), palette.accent);
 }
 
 struct Palette {
@@ -239,16 +260,34 @@ fn draw_banner(image: &mut RgbImage, subtitle: &str, accent: [u8; 3]) {
 mod tests {
     use super::*;
 
+    fn all_treatments() -> Vec<Treatment> {
+        let mut all = vec![Treatment::Declutter, Treatment::Twilight];
+        all.extend(
+            Style::ALL
+                .iter()
+                .flat_map(|s| [Treatment::Stage(*s), Treatment::DeclutterAndStage(*s)]),
+        );
+        all
+    }
+
     #[test]
     fn subtitle_names_room_and_style_in_the_font_alphabet() {
-        assert_eq!(subtitle(RoomType::LivingRoom, Style::Modern), "LIVING ROOM / MODERN");
         assert_eq!(
-            subtitle(RoomType::DiningRoom, Style::Scandinavian),
+            subtitle(RoomType::LivingRoom, Treatment::Stage(Style::Modern)),
+            "LIVING ROOM / MODERN"
+        );
+        assert_eq!(
+            subtitle(RoomType::DiningRoom, Treatment::Stage(Style::Scandinavian)),
             "DINING ROOM / SCANDINAVIAN"
         );
+        assert_eq!(subtitle(RoomType::Bedroom, Treatment::Declutter), "DECLUTTER / BEDROOM");
+        assert_eq!(
+            subtitle(RoomType::Bedroom, Treatment::DeclutterAndStage(Style::Modern)),
+            "DECLUTTER AND STAGE / BEDROOM / MODERN"
+        );
         for room in RoomType::ALL {
-            for style in Style::ALL {
-                let text = subtitle(*room, *style);
+            for treatment in all_treatments() {
+                let text = subtitle(*room, treatment);
                 assert!(
                     text.chars().all(|c| c.is_ascii_uppercase() || c == ' ' || c == '/'),
                     "{text}"
@@ -261,9 +300,9 @@ mod tests {
     fn every_room_and_style_draws_on_any_size() {
         for (width, height) in [(1, 1), (7, 300), (300, 7), (64, 48), (200, 133)] {
             for room in RoomType::ALL {
-                for style in Style::ALL {
+                for treatment in all_treatments() {
                     let mut image = RgbImage::from_pixel(width, height, Rgb([128, 128, 128]));
-                    stage(&mut image, *room, *style);
+                    stage(&mut image, *room, treatment);
                 }
             }
         }
@@ -272,7 +311,7 @@ mod tests {
     #[test]
     fn banner_is_dark_with_light_text_and_pieces_change_the_floor() {
         let mut image = RgbImage::from_pixel(640, 427, Rgb([200, 200, 200]));
-        stage(&mut image, RoomType::LivingRoom, Style::Modern);
+        stage(&mut image, RoomType::LivingRoom, Treatment::Stage(Style::Modern));
         assert_eq!(image.get_pixel(1, 1), &Rgb([22, 22, 26]));
         let banner_height = (0..427).find(|&y| image.get_pixel(1, y) != &Rgb([22, 22, 26])).unwrap();
         let white_text = (0..banner_height).any(|y| (0..640).any(|x| image.get_pixel(x, y) == &Rgb([255, 255, 255])));

@@ -11,6 +11,7 @@ use super::samples::{
 };
 use super::sniff::jpeg_header_markers;
 use super::*;
+use crate::staging::vocabulary::Style;
 
 /// The demo photo the README uses; regenerate with
 /// `cargo test --workspace --lib -- --ignored imaging::tests::write_sample_photo`.
@@ -434,7 +435,13 @@ fn simulated_staging_labels_the_original() {
         (room_png(640, 427), ImageFormat::Png),
         (room_webp(640, 427), ImageFormat::Webp),
     ] {
-        let staged = simulated_staging(&original, RoomType::LivingRoom, Style::Modern, ORIGINAL).unwrap();
+        let staged = simulated_staging(
+            &original,
+            RoomType::LivingRoom,
+            Treatment::Stage(Style::Modern),
+            ORIGINAL,
+        )
+        .unwrap();
         assert_eq!((staged.width, staged.height, staged.source_format), (640, 427, format));
         let staged_pixels = decode_jpeg(&staged.bytes).to_rgb8();
         let original_pixels = image::load_from_memory(&original).unwrap().to_rgb8();
@@ -453,7 +460,13 @@ fn simulated_staging_labels_the_original() {
 
 #[test]
 fn simulated_staging_downscales_large_originals() {
-    let staged = simulated_staging(&room_jpeg(2200, 550), RoomType::Bedroom, Style::Scandinavian, ORIGINAL).unwrap();
+    let staged = simulated_staging(
+        &room_jpeg(2200, 550),
+        RoomType::Bedroom,
+        Treatment::Stage(Style::Scandinavian),
+        ORIGINAL,
+    )
+    .unwrap();
     assert_eq!((staged.width, staged.height), (2048, 512));
     assert_eq!(staged.source_format, ImageFormat::Jpeg);
     assert_eq!(decode_jpeg(&staged.bytes).dimensions(), (2048, 512));
@@ -461,7 +474,8 @@ fn simulated_staging_downscales_large_originals() {
 
 #[test]
 fn simulated_staging_checks_its_input_like_an_original() {
-    let simulate = |bytes: &[u8]| simulated_staging(bytes, RoomType::Kitchen, Style::Industrial, ORIGINAL);
+    let simulate =
+        |bytes: &[u8]| simulated_staging(bytes, RoomType::Kitchen, Treatment::Stage(Style::Industrial), ORIGINAL);
     assert!(matches!(
         simulate(&pixel_flood_png()),
         Err(ImageProblem::DimensionsTooLarge { .. })
@@ -654,7 +668,12 @@ fn mutated_and_garbage_inputs_never_panic() {
             }
             let _ = reencode_as_jpeg(&bytes, MODEL_OUTPUT, 80);
             if round % 10 == 0 {
-                let _ = simulated_staging(&bytes, RoomType::Outdoor, Style::Traditional, ORIGINAL);
+                let _ = simulated_staging(
+                    &bytes,
+                    RoomType::Outdoor,
+                    Treatment::Stage(Style::Traditional),
+                    ORIGINAL,
+                );
             }
         }
     }

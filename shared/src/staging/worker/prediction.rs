@@ -13,6 +13,7 @@ use crate::db::jobs::{self, ClaimedJob};
 use crate::models::{ModelSpec, StagingInput};
 use crate::platform::metrics::{self, Counter};
 use crate::staging::prompts;
+use crate::staging::vocabulary::Treatment;
 
 /// A lost create is looked for among predictions created since a little before it was sent
 /// (Replicate's clock and ours may differ by a few seconds).
@@ -31,11 +32,11 @@ impl Worker {
         deadline: Instant,
         stop_at: Instant,
     ) -> Result<Prediction, Fault> {
+        let treatment = job_treatment(job, spec)?;
         // Checked before the paid call: a pixel flood, a truncated file or HTML never reaches it.
         let (original, format) = self.checked_original(job).await?;
         let config = self.model_config(spec).await?;
-        let (room, style) = (job.room_type, job.style);
-        let prompt = prompts::build_prompt(room, style, job.prompt.as_deref());
+        let prompt = prompts::build_prompt(job.room_type, treatment, job.prompt.as_deref());
         // The model reads a copy of exactly the bytes checked above, under a key only the worker
         // writes (an upload overwritten meanwhile changes nothing), and that key names the job: a
         // prediction whose create answer is lost is recognised by it (adopt_lost_prediction).
@@ -228,4 +229,24 @@ fn adoption_rank(status: PredictionStatus) -> u8 {
         PredictionStatus::Failed => 2,
         PredictionStatus::Canceled | PredictionStatus::Aborted => 3,
     }
+}
+
+/// What the job does, when the model can do it. The model is fixed at the job's first claim; an
+/// operator who switched to a model without the operation after the image was accepted fails
+/// the job (refunded) rather than send it a prompt it was not chosen for.
+pub(super) fn job_treatment(job: &ClaimedJob, spec: &ModelSpec) -> Result<Treatment, Fault> {
+    let treatment = job.treatment().ok_or_else(|| {
+        Fault::Permanent(
+            "This image's operation and style do not fit together. Your image allowance was refunded.".into(),
+        )
+    })?;
+    if !spec.can(treatment.operation()) {
+        return Err(Fault::Permanent(format!(
+            "The current staging model ({}) cannot {}. Your image allowance was refunded; try again later or \
+             choose another operation.",
+            spec.display_name,
+            treatment.operation().as_str().replace('_', " ")
+        )));
+    }
+    Ok(treatment)
 }

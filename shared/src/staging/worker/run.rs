@@ -322,8 +322,13 @@ impl Worker {
     async fn stage_offline(&self, job: &ClaimedJob) -> Result<(), Fault> {
         let started = Instant::now();
         let (original, _) = self.checked_original(job).await?;
-        let (room, style) = (job.room_type, job.style);
-        let staged = blocking(move || imaging::simulated_staging(&original, room, style, &ImageLimits::ORIGINAL))
+        let room = job.room_type;
+        let treatment = job.treatment().ok_or_else(|| {
+            Fault::Permanent(
+                "This image's operation and style do not fit together. Your image allowance was refunded.".into(),
+            )
+        })?;
+        let staged = blocking(move || imaging::simulated_staging(&original, room, treatment, &ImageLimits::ORIGINAL))
             .await?
             .map_err(|problem| unreadable_photo(&problem))?;
         let elapsed_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
@@ -537,7 +542,7 @@ impl Worker {
             spec.id,
             Some(prediction.id.as_str()),
             processing_ms,
-            i64::from(spec.price.0),
+            i64::from(spec.price(job.operation).unwrap_or_default().0),
         )
         .await
     }

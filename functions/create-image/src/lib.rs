@@ -5,21 +5,11 @@
 use shared::lambda_http::Request;
 use shared::platform::http::{ApiResult, json_body};
 use shared::platform::state::StagingState;
-use shared::staging::create::create_images;
+use shared::staging::create::create_one;
 use shared::staging::requests::CreateImageBody;
-use shared::staging::views::created_response;
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
     let request = json_body::<CreateImageBody>(&req)?.into_request(user.id)?;
-    let images = create_images(
-        &state.api.db,
-        &state.storage,
-        &state.queue,
-        user.id,
-        vec![request],
-        |_| String::new(),
-    )
-    .await?;
-    created_response(images, &state.storage).await
+    create_one(state, user.id, request).await
 }

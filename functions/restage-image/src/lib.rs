@@ -7,9 +7,8 @@ use shared::db::images;
 use shared::lambda_http::Request;
 use shared::platform::http::{ApiResult, json_body, path_uuid};
 use shared::platform::state::StagingState;
-use shared::staging::create::create_images;
+use shared::staging::create::create_one;
 use shared::staging::restage::RestageBody;
-use shared::staging::views::created_response;
 
 pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
     let user = state.api.current_user(&req).await?;
@@ -20,14 +19,5 @@ pub async fn handle(state: &StagingState, req: Request) -> ApiResult {
         .await?
         .ok_or(ApiError::NotFound("image"))?;
     let request = body.into_request(user.id, &source)?;
-    let images = create_images(
-        &state.api.db,
-        &state.storage,
-        &state.queue,
-        user.id,
-        vec![request],
-        |_| String::new(),
-    )
-    .await?;
-    created_response(images, &state.storage).await
+    create_one(state, user.id, request).await
 }

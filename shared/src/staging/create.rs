@@ -162,3 +162,22 @@ pub async fn create_images(
     }
     Ok(images)
 }
+
+/// One request (`POST /api/v1/images`, `POST /api/v1/images/{id}/restage`) created and answered:
+/// 201 with the image's view, or the batch shape when it made several variations.
+pub async fn create_one(
+    state: &crate::platform::state::StagingState,
+    owner: Uuid,
+    request: ImageRequest,
+) -> crate::platform::http::ApiResult {
+    let images = create_images(
+        &state.api.db,
+        &state.storage,
+        &state.queue,
+        owner,
+        vec![request],
+        |_| String::new(),
+    )
+    .await?;
+    crate::staging::views::created_response(images, &state.storage).await
+}

@@ -19,6 +19,7 @@ mod profile;
 mod projects;
 mod public;
 mod reconcile;
+mod renditions;
 mod replicate;
 mod roles;
 mod route_tables;

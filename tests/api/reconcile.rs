@@ -316,7 +316,12 @@ async fn deleted_images_are_purged_from_storage_keeping_originals_still_in_use(d
     }
     let report = reconcile(&w).await;
     assert_eq!(report.purged_images, 2, "{report:?}");
-    assert_eq!(report.deleted_objects, 3, "two results and the unshared original");
+    // Two results, the unshared original, and each image's four renditions.
+    assert_eq!(
+        report.deleted_objects,
+        3 + 2 * 4,
+        "two results, the unshared original, eight renditions"
+    );
     assert!(storage.head(&modern_staged).await.unwrap().is_none());
     assert!(storage.head(&alone_staged).await.unwrap().is_none());
     assert!(storage.head(&own_key).await.unwrap().is_none());
@@ -341,7 +346,8 @@ async fn deleted_images_are_purged_from_storage_keeping_originals_still_in_use(d
         .await;
     assert_eq!(response.status, 204);
     let report = reconcile(&w).await;
-    assert_eq!((report.purged_images, report.deleted_objects), (1, 2), "{report:?}");
+    // Its result, the original, and its four renditions.
+    assert_eq!((report.purged_images, report.deleted_objects), (1, 2 + 4), "{report:?}");
     assert!(storage.head(&shared_key).await.unwrap().is_none());
 }
 

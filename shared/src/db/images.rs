@@ -53,6 +53,8 @@ pub struct Image {
     pub processing_time_ms: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the four renditions were stored (`shared::staging::renditions`); `None` before.
+    pub renditions_at: Option<DateTime<Utc>>,
 }
 
 impl Image {
@@ -66,7 +68,8 @@ impl Image {
 macro_rules! columns {
     () => {
         "i.id, i.project_id, i.user_id, i.original_key, i.staged_key, i.room_type, i.operation, i.style, i.seed, i.prompt, \
-         i.status, i.error, i.model_used, i.cost_usd::float8 AS cost_usd, i.processing_time_ms, i.created_at, i.updated_at"
+         i.status, i.error, i.model_used, i.cost_usd::float8 AS cost_usd, i.processing_time_ms, i.created_at, i.updated_at, \
+         i.renditions_at"
     };
 }
 pub(crate) use columns;
@@ -188,12 +191,15 @@ pub async fn project_cost(db: &PgPool, owner: Uuid, project_id: Uuid) -> Result<
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PurgeCandidate {
     pub id: Uuid,
+    pub user_id: Uuid,
     pub original_key: String,
     pub staged_key: Option<String>,
     /// Another image that is not deleted still points at the same original photo (variants of
     /// one upload share it), so the original must stay. Decided under [`lock_original`], so no
     /// create using the same upload can be halfway through.
     pub original_in_use: bool,
+    /// Its renditions were stored (`renditions_at`), so their objects go too.
+    pub renditions: bool,
 }
 
 /// Serializes everything that decides an uploaded original's fate: a create that makes an image
@@ -240,8 +246,8 @@ pub async fn purgeable(db: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error
 /// ([`lock_original`]), and only then decides whether the original is still in use, so a create
 /// of the same upload either committed before (and keeps it) or waits and finds it gone.
 pub async fn lock_purgeable(conn: &mut PgConnection, id: Uuid) -> Result<Option<PurgeCandidate>, sqlx::Error> {
-    let image: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT i.original_key, i.staged_key FROM images i \
+    let image: Option<(Uuid, String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT i.user_id, i.original_key, i.staged_key, i.renditions_at IS NOT NULL FROM images i \
          WHERE i.id = $1 AND i.deleted_at IS NOT NULL AND i.purged_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.image_id = i.id AND j.status IN ('queued', 'processing') \
                            AND j.lease_until > now()) \
@@ -250,7 +256,7 @@ pub async fn lock_purgeable(conn: &mut PgConnection, id: Uuid) -> Result<Option<
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((original_key, staged_key)) = image else {
+    let Some((user_id, original_key, staged_key, renditions)) = image else {
         return Ok(None);
     };
     lock_original(&mut *conn, &original_key).await?;
@@ -264,9 +270,11 @@ pub async fn lock_purgeable(conn: &mut PgConnection, id: Uuid) -> Result<Option<
     .await?;
     Ok(Some(PurgeCandidate {
         id,
+        user_id,
         original_key,
         staged_key,
         original_in_use,
+        renditions,
     }))
 }
 
@@ -275,6 +283,27 @@ pub async fn mark_purged(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::
     sqlx::query("UPDATE images SET purged_at = now() WHERE id = $1 AND deleted_at IS NOT NULL")
         .bind(id)
         .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Ready, live images whose renditions were never stored (staged before renditions existed),
+/// oldest first: the reconciler's backfill.
+pub async fn renditions_pending(db: &PgPool, limit: i64) -> Result<Vec<Image>, sqlx::Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM images i WHERE i.status = 'ready' AND i.renditions_at IS NULL AND i.deleted_at IS NULL \
+         ORDER BY i.updated_at, i.id LIMIT $1"
+    );
+    sqlx::query_as(SQL).bind(limit).fetch_all(db).await
+}
+
+/// Records that an image's four renditions exist (idempotent: the first time stays).
+pub async fn mark_renditions(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE images SET renditions_at = coalesce(renditions_at, now()) WHERE id = $1")
+        .bind(id)
+        .execute(db)
         .await?;
     Ok(())
 }

@@ -227,6 +227,8 @@ pub struct StagedResult<'a> {
     pub processing_time_ms: Option<i32>,
     /// Ten-thousandths of a dollar (the registry's price per image).
     pub cost_e4: i64,
+    /// All four renditions are stored (`images.renditions_at`); otherwise the reconciler makes them.
+    pub renditions: bool,
 }
 
 /// `processing → completed` and the image `ready`, in one statement. False when the job was no
@@ -239,7 +241,8 @@ pub async fn complete(db: &PgPool, job_id: Uuid, result: &StagedResult<'_>) -> R
          ) \
          UPDATE images SET status = 'ready', staged_key = $2, staged_content_type = $3, model_used = $4, \
              replicate_prediction_id = coalesce($5, replicate_prediction_id), processing_time_ms = $6, \
-             cost_usd = $7::numeric / 10000, error = NULL \
+             cost_usd = $7::numeric / 10000, error = NULL, \
+             renditions_at = CASE WHEN $8 THEN now() END \
          WHERE id = (SELECT image_id FROM j) RETURNING id",
     )
     .bind(job_id)
@@ -249,6 +252,7 @@ pub async fn complete(db: &PgPool, job_id: Uuid, result: &StagedResult<'_>) -> R
     .bind(result.prediction_id)
     .bind(result.processing_time_ms)
     .bind(result.cost_e4)
+    .bind(result.renditions)
     .fetch_optional(db)
     .await?;
     Ok(updated.is_some())

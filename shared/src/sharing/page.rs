@@ -20,6 +20,8 @@ use crate::db::share_links;
 use crate::platform::error::ApiError;
 use crate::platform::state::SharePageState;
 use crate::sharing::links::{PAGE_IMAGE_TTL, looks_like_token};
+use crate::staging::imaging::RenditionSize;
+use crate::staging::renditions::{self, Photo as RenditionOf};
 use crate::staging::vocabulary::Operation;
 
 /// At most this many photos on one page (a listing has dozens).
@@ -79,17 +81,42 @@ pub async fn handle(state: &SharePageState, token: &str) -> Result<Response<Body
     }
     let origins: Vec<String> = photos
         .iter()
-        .flat_map(|p| [origin(&p.original_url), origin(&p.altered_url)])
-        .flatten()
+        .flat_map(|p| p.original.urls().chain(p.altered.urls()))
+        .filter_map(origin)
         .collect();
     Ok(html(StatusCode::OK, &render(&name, &photos), &origins))
 }
 
 struct Photo {
     original_key: String,
-    original_url: String,
-    altered_url: String,
+    original: Picture,
+    altered: Picture,
     operation: Operation,
+}
+
+/// One photo on the page: the web size (1600 px) with the preview (480 px) for small screens once
+/// the image has its renditions, else the stored photo itself.
+struct Picture {
+    src: String,
+    preview: Option<String>,
+}
+
+impl Picture {
+    fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.src.as_str()).chain(self.preview.as_deref())
+    }
+
+    fn img(&self, alt: &str) -> String {
+        match &self.preview {
+            Some(preview) => format!(
+                "<img src=\"{}\" srcset=\"{} 480w, {} 1600w\" sizes=\"(max-width: 640px) 100vw, 540px\" alt=\"{alt}\">",
+                escape(&self.src),
+                escape(preview),
+                escape(&self.src)
+            ),
+            None => format!("<img src=\"{}\" alt=\"{alt}\">", escape(&self.src)),
+        }
+    }
 }
 
 impl Photo {
@@ -101,11 +128,27 @@ impl Photo {
                 .map(|p| p.url)
                 .map_err(|e| ApiError::unavailable("Storage is temporarily unavailable", e))
         };
-        let altered_key = image.staged_key.clone().unwrap_or_default();
+        let picture = |photo: RenditionOf, full: String| {
+            let renditions = image.renditions_at.is_some();
+            async move {
+                Ok::<_, ApiError>(match renditions {
+                    true => Picture {
+                        src: sign(renditions::key(image.user_id, image.id, photo, RenditionSize::Web)).await?,
+                        preview: Some(
+                            sign(renditions::key(image.user_id, image.id, photo, RenditionSize::Preview)).await?,
+                        ),
+                    },
+                    false => Picture {
+                        src: sign(full).await?,
+                        preview: None,
+                    },
+                })
+            }
+        };
         Ok(Photo {
-            original_url: sign(image.original_key.clone()).await?,
-            altered_url: sign(altered_key).await?,
-            original_key: image.original_key,
+            original: picture(RenditionOf::Original, image.original_key.clone()).await?,
+            altered: picture(RenditionOf::Staged, image.staged_key.clone().unwrap_or_default()).await?,
+            original_key: image.original_key.clone(),
             operation: image.operation,
         })
     }
@@ -135,17 +178,15 @@ fn render(name: &str, photos: &[Photo]) -> String {
             .collect();
         let _ = write!(
             body,
-            "<section><div class=\"pair\"><figure class=\"original\"><figcaption>{ORIGINAL_LABEL}</figcaption>\
-             <img src=\"{}\" alt=\"{ORIGINAL_LABEL}\"></figure>",
-            escape(&group[0].original_url)
+            "<section><div class=\"pair\"><figure class=\"original\"><figcaption>{ORIGINAL_LABEL}</figcaption>{}</figure>",
+            group[0].original.img(ORIGINAL_LABEL)
         );
         for photo in &group {
             let _ = write!(
                 body,
-                "<figure class=\"altered\"><figcaption>{ALTERED_LABEL} <span class=\"note\">({})</span></figcaption>\
-                 <img src=\"{}\" alt=\"{ALTERED_LABEL}\"></figure>",
+                "<figure class=\"altered\"><figcaption>{ALTERED_LABEL} <span class=\"note\">({})</span></figcaption>{}</figure>",
                 operation_note(photo.operation),
-                escape(&photo.altered_url)
+                photo.altered.img(ALTERED_LABEL)
             );
         }
         body.push_str("</div></section>");

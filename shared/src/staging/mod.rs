@@ -8,6 +8,7 @@ pub mod imaging;
 pub mod prompts;
 pub mod queue;
 pub mod reconcile;
+pub mod renditions;
 pub mod requests;
 pub mod restage;
 pub mod uploads;

@@ -10,7 +10,8 @@
 //!    deleted uses it, decided under the original's lock that creates take too) and marks them
 //!    purged;
 //! 5. cancels running predictions that belong to no live job of ours (a create whose answer was
-//!    lost for a job that then failed, a duplicate): nothing runs on the account unpaid-for.
+//!    lost for a job that then failed, a duplicate): nothing runs on the account unpaid-for;
+//! 6. makes the renditions of ready images staged before renditions existed (a few per run).
 //!
 //! Two runs at once never double anything: rows are taken with `FOR UPDATE SKIP LOCKED` or
 //! through the worker's guarded claim, and every step is idempotent.
@@ -40,6 +41,8 @@ pub struct ReconcileLimits {
     pub max_purges: i64,
     /// Pages (100 predictions each) of Replicate's recent predictions read for orphans.
     pub max_orphan_pages: usize,
+    /// Images whose renditions are made in one run (two decodes and four encodes each).
+    pub max_renditions: i64,
 }
 
 impl Default for ReconcileLimits {
@@ -52,6 +55,7 @@ impl Default for ReconcileLimits {
             max_deleted: 50,
             max_purges: 200,
             max_orphan_pages: 5,
+            max_renditions: 10,
         }
     }
 }
@@ -69,6 +73,10 @@ pub struct ReconcileReport {
     pub purged_images: usize,
     pub deleted_objects: usize,
     pub orphans_canceled: usize,
+    /// Images given their renditions (made from the stored original and result).
+    pub renditions_made: usize,
+    /// Ready images whose stored photos are missing or unreadable, so no renditions could be made.
+    pub renditions_unavailable: usize,
     pub errors: Vec<String>,
 }
 
@@ -91,6 +99,9 @@ pub async fn run(worker: &Worker, limits: &ReconcileLimits, stop_at: Instant) ->
     }
     if let Err(err) = Box::pin(cancel_orphans(worker, limits, &mut report)).await {
         report.errors.push(format!("orphans: {err:#}"));
+    }
+    if let Err(err) = Box::pin(backfill_renditions(worker, limits, stop_at, &mut report)).await {
+        report.errors.push(format!("renditions: {err:#}"));
     }
     if report.errors.is_empty() {
         tracing::info!(?report, "reconciler run done");
@@ -239,9 +250,14 @@ async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut Reconcile
         };
         // The disclosed photos of its share links go with it (docs/disclosure.md).
         let disclosed = crate::db::share_links::disclosed_keys_of_image(&mut tx, image.id).await?;
-        let mut keys = Vec::with_capacity(2 + disclosed.len());
+        let renditions = match image.renditions {
+            true => crate::staging::renditions::all_keys(image.user_id, image.id),
+            false => Vec::new(),
+        };
+        let mut keys = Vec::with_capacity(2 + disclosed.len() + renditions.len());
         keys.extend(image.staged_key.as_deref());
         keys.extend(disclosed.iter().map(String::as_str));
+        keys.extend(renditions.iter().map(String::as_str));
         if !image.original_in_use {
             keys.push(image.original_key.as_str());
         }
@@ -261,6 +277,52 @@ async fn purge(worker: &Worker, limits: &ReconcileLimits, report: &mut Reconcile
             report.purged_images += 1;
         }
         tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Renditions for ready images that have none: the stored original and result are read (bounded)
+/// and decoded once each, then the four renditions stored and recorded. Idempotent: the same keys,
+/// and `renditions_at` keeps its first value.
+async fn backfill_renditions(
+    worker: &Worker,
+    limits: &ReconcileLimits,
+    stop_at: Instant,
+    report: &mut ReconcileReport,
+) -> anyhow::Result<()> {
+    use crate::staging::imaging::{self, ImageLimits};
+    use crate::staging::renditions::{self, Photo};
+
+    for image in images::renditions_pending(&worker.db, limits.max_renditions).await? {
+        if Instant::now() >= stop_at {
+            break;
+        }
+        let Some(staged_key) = image.staged_key.as_deref() else {
+            continue;
+        };
+        let mut made = Vec::with_capacity(2);
+        for (photo, key, limits) in [
+            (Photo::Original, image.original_key.as_str(), ImageLimits::ORIGINAL),
+            (Photo::Staged, staged_key, ImageLimits::MODEL_OUTPUT),
+        ] {
+            let Some(bytes) = worker.storage.get_bounded(key, limits.max_bytes).await.ok().flatten() else {
+                break;
+            };
+            match tokio::task::spawn_blocking(move || imaging::renditions_of(&bytes, &limits)).await? {
+                Ok(renditions) => made.push((photo, renditions)),
+                Err(_) => break,
+            }
+        }
+        if made.len() < 2 {
+            tracing::warn!(image_id = %image.id, "a ready image's stored photos are missing or unreadable; no renditions");
+            report.renditions_unavailable += 1;
+            continue;
+        }
+        for (photo, renditions) in made {
+            renditions::store(&worker.storage, image.user_id, image.id, photo, renditions).await?;
+        }
+        images::mark_renditions(&worker.db, image.id).await?;
+        report.renditions_made += 1;
     }
     Ok(())
 }

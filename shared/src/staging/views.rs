@@ -11,6 +11,8 @@ use uuid::Uuid;
 use crate::clients::storage::{DOWNLOAD_URL_TTL, Storage};
 use crate::db::images::{Image, ImageStatus};
 use crate::platform::error::ApiError;
+use crate::staging::imaging::RenditionSize;
+use crate::staging::renditions::{self, Photo};
 use crate::staging::vocabulary::{Operation, RoomType, Style};
 
 /// An image as the API shows it, with short-lived links to the photos.
@@ -32,6 +34,11 @@ pub struct ImageView {
     pub file_key: String,
     pub original_url: Option<String>,
     pub staged_url: Option<String>,
+    /// The original at most 480 px on the long side, for grids; null until the renditions exist
+    /// (`presign?kind=original_web` has the 1600 px one).
+    pub original_preview_url: Option<String>,
+    /// The result at most 480 px on the long side; null until it is ready with its renditions.
+    pub staged_preview_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -55,6 +62,13 @@ impl ImageView {
         };
         let original_url = sign(Some(&image.original_key)).await;
         let staged_url = sign(image.staged_key.as_deref()).await;
+        let rendition = |photo: Photo| {
+            image
+                .renditions_at
+                .map(|_| renditions::key(image.user_id, image.id, photo, RenditionSize::Preview))
+        };
+        let original_preview_url = sign(rendition(Photo::Original).as_deref()).await;
+        let staged_preview_url = sign(rendition(Photo::Staged).as_deref()).await;
         ImageView {
             id: image.id,
             project_id: image.project_id,
@@ -71,6 +85,8 @@ impl ImageView {
             file_key: image.original_key,
             original_url,
             staged_url,
+            original_preview_url,
+            staged_preview_url,
             created_at: image.created_at,
             updated_at: image.updated_at,
         }
@@ -205,6 +221,8 @@ pub enum PhotoKind {
     Staged,
     /// The staged photo with its burned-in disclosure label (once the image is shared).
     Disclosed,
+    /// A rendition of the original or the result (once the image has its renditions).
+    Rendition(Photo, RenditionSize),
 }
 
 impl PhotoKind {
@@ -213,8 +231,13 @@ impl PhotoKind {
             None | Some("original") => Ok(PhotoKind::Original),
             Some("staged") => Ok(PhotoKind::Staged),
             Some("disclosed") => Ok(PhotoKind::Disclosed),
+            Some("original_preview") => Ok(PhotoKind::Rendition(Photo::Original, RenditionSize::Preview)),
+            Some("original_web") => Ok(PhotoKind::Rendition(Photo::Original, RenditionSize::Web)),
+            Some("staged_preview") => Ok(PhotoKind::Rendition(Photo::Staged, RenditionSize::Preview)),
+            Some("staged_web") => Ok(PhotoKind::Rendition(Photo::Staged, RenditionSize::Web)),
             Some(_) => Err(ApiError::bad_request(
-                "`kind` must be `original`, `staged` or `disclosed`",
+                "`kind` must be `original`, `staged`, `disclosed`, `original_preview`, `original_web`, \
+                 `staged_preview` or `staged_web`",
             )),
         }
     }
@@ -224,6 +247,10 @@ impl PhotoKind {
             PhotoKind::Original => "original",
             PhotoKind::Staged => "staged",
             PhotoKind::Disclosed => "disclosed",
+            PhotoKind::Rendition(Photo::Original, RenditionSize::Preview) => "original_preview",
+            PhotoKind::Rendition(Photo::Original, RenditionSize::Web) => "original_web",
+            PhotoKind::Rendition(Photo::Staged, RenditionSize::Preview) => "staged_preview",
+            PhotoKind::Rendition(Photo::Staged, RenditionSize::Web) => "staged_web",
         }
     }
 }
@@ -261,6 +288,11 @@ pub async fn presign_photo(
             .staged_key
             .ok_or_else(|| ApiError::Conflict("The staged photo is not ready yet".into()))?,
         PhotoKind::Disclosed => crate::sharing::links::disclosed_photo_key(db, &image).await?,
+        // A result's renditions exist once the image is ready with them; an original's too.
+        PhotoKind::Rendition(photo, size) => match image.renditions_at {
+            Some(_) => renditions::key(image.user_id, image.id, photo, size),
+            None => return Err(ApiError::Conflict("The image's smaller sizes are not made yet".into())),
+        },
     };
     // Keys are server-generated (`.../<uuid>.<ext>`), so the extension is safe to echo back.
     let ext = key.rsplit_once('.').map_or("jpg", |(_, ext)| ext);

@@ -178,7 +178,7 @@ impl StagingApp {
 }
 
 /// The fields of an image as the API shows it (shared::staging::views::ImageView), sorted.
-pub const IMAGE_FIELDS: [&str; 17] = [
+pub const IMAGE_FIELDS: [&str; 19] = [
     "cost_usd",
     "created_at",
     "error",
@@ -186,12 +186,14 @@ pub const IMAGE_FIELDS: [&str; 17] = [
     "id",
     "model_used",
     "operation",
+    "original_preview_url",
     "original_url",
     "processing_time_ms",
     "project_id",
     "prompt",
     "room_type",
     "seed",
+    "staged_preview_url",
     "staged_url",
     "status",
     "style",

@@ -4,6 +4,8 @@
 //! - [`reencode_as_jpeg`]: a model's output (JPEG, PNG or WebP) as a clean baseline JPEG
 //! - [`simulated_staging`]: the offline simulator's visibly labelled stand-in result
 //! - [`disclosed_variant`]: a staged photo with its burned-in disclosure label
+//! - [`Renditions`]: the preview and web sizes of a photo, from the pixels each step above
+//!   already decoded (`*_with_renditions`, [`renditions_of`])
 //! - [`samples`]: generated test and demo images, good and bad
 //!
 //! Every input goes through the same gate: magic bytes in the allowlist (never the name or the
@@ -13,6 +15,7 @@
 //! [`image::Limits`], which catches truncated or corrupt data in any format.
 
 mod font;
+mod renditions;
 pub mod samples;
 mod simulate;
 mod sniff;
@@ -28,6 +31,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImag
 
 use crate::clients::storage::ImageFormat;
 use crate::staging::vocabulary::{RoomType, Treatment};
+pub use renditions::{RenditionSize, Renditions, fitted_dimensions};
 use sniff::JpegEnd;
 
 const MIB: usize = 1024 * 1024;
@@ -200,6 +204,40 @@ pub fn inspect_original(bytes: &[u8], limits: &ImageLimits) -> Result<CheckedIma
     })
 }
 
+/// [`inspect_original`], with the photo's renditions made from the same decoded pixels.
+pub fn inspect_original_with_renditions(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<(CheckedImage, Renditions), ImageProblem> {
+    let decoded = decode(bytes, limits)?;
+    let format = decoded.format;
+    let rgb = flatten_onto_white(decoded.into_oriented_image());
+    let checked = CheckedImage {
+        format,
+        width: rgb.width(),
+        height: rgb.height(),
+    };
+    Ok((checked, Renditions::of(&rgb, format)?))
+}
+
+/// The renditions of a stored photo (checked and decoded once, like an original): what the
+/// reconciler uses for photos stored before renditions existed.
+pub fn renditions_of(bytes: &[u8], limits: &ImageLimits) -> Result<Renditions, ImageProblem> {
+    inspect_original_with_renditions(bytes, limits).map(|(_, renditions)| renditions)
+}
+
+/// [`reencode_as_jpeg`], with the result's renditions made from the same pixels.
+pub fn reencode_with_renditions(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    quality: u8,
+) -> Result<(Jpeg, Renditions), ImageProblem> {
+    let decoded = decode(bytes, limits)?;
+    let format = decoded.format;
+    let rgb = flatten_onto_white(decoded.into_oriented_image());
+    Ok((encode_jpeg(&rgb, quality, format)?, Renditions::of(&rgb, format)?))
+}
+
 /// A model's output (JPEG, PNG or WebP, checked like an original) as a clean baseline JPEG at
 /// `quality` (1..=100): EXIF orientation applied, then every metadata segment dropped, and any
 /// transparency flattened onto white.
@@ -219,6 +257,16 @@ pub fn simulated_staging(
     treatment: Treatment,
     limits: &ImageLimits,
 ) -> Result<Jpeg, ImageProblem> {
+    simulated_staging_with_renditions(original, room, treatment, limits).map(|(jpeg, _)| jpeg)
+}
+
+/// [`simulated_staging`], with the result's renditions made from the same pixels.
+pub fn simulated_staging_with_renditions(
+    original: &[u8],
+    room: RoomType,
+    treatment: Treatment,
+    limits: &ImageLimits,
+) -> Result<(Jpeg, Renditions), ImageProblem> {
     let decoded = decode(original, limits)?;
     let format = decoded.format;
     let mut image = decoded.into_oriented_image();
@@ -227,7 +275,10 @@ pub fn simulated_staging(
     }
     let mut rgb = flatten_onto_white(image);
     simulate::stage(&mut rgb, room, treatment);
-    encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, format)
+    Ok((
+        encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, format)?,
+        Renditions::of(&rgb, format)?,
+    ))
 }
 
 /// The staged photo with its disclosure label burned in (`text`, see

@@ -680,3 +680,67 @@ fn mutated_and_garbage_inputs_never_panic() {
     // Some bit flips land in pixel data and still decode; most mutations must be refused.
     assert!(accepted < 500, "{accepted} of 500 mutated inputs accepted");
 }
+
+#[test]
+fn renditions_fit_the_long_side_keep_the_aspect_and_never_upscale() {
+    for (width, height, preview, web) in [
+        (2000, 1500, (480, 360), (1600, 1200)),
+        (1500, 2000, (360, 480), (1200, 1600)),
+        (1000, 500, (480, 240), (1000, 500)),
+        (320, 240, (320, 240), (320, 240)),
+    ] {
+        let (checked, renditions) = inspect_original_with_renditions(&room_jpeg(width, height), ORIGINAL).unwrap();
+        assert_eq!((checked.width, checked.height), (width, height));
+        assert_eq!(
+            (renditions.preview.width, renditions.preview.height),
+            preview,
+            "{width}x{height}"
+        );
+        assert_eq!((renditions.web.width, renditions.web.height), web, "{width}x{height}");
+        assert_eq!(decode_jpeg(&renditions.preview.bytes).dimensions(), preview);
+        assert_eq!(decode_jpeg(&renditions.web.bytes).dimensions(), web);
+        assert!(renditions.preview.bytes.len() < renditions.web.bytes.len() || preview == web);
+    }
+    assert_eq!(fitted_dimensions(1, 10_000, 480), (1, 480));
+    assert_eq!(fitted_dimensions(10_000, 1, 480), (480, 1));
+    assert_eq!(fitted_dimensions(4032, 3024, 1600), (1600, 1200));
+}
+
+#[test]
+fn renditions_are_oriented_flattened_and_carry_no_metadata() {
+    let portrait_on_its_side = with_segment(&room_jpeg(640, 480), 0xE1, &exif_with_orientation(6));
+    let (_, renditions) = inspect_original_with_renditions(&portrait_on_its_side, ORIGINAL).unwrap();
+    assert_eq!((renditions.preview.width, renditions.preview.height), (360, 480));
+    for jpeg in [&renditions.preview, &renditions.web] {
+        let markers = jpeg_header_markers(&jpeg.bytes);
+        assert!(!markers.contains(&0xE1) && !markers.contains(&0xE2), "{markers:x?}");
+    }
+    // A result's renditions come from the same decode as its re-encode.
+    let (jpeg, renditions) = reencode_with_renditions(&room_png(2000, 1000), MODEL_OUTPUT, 90).unwrap();
+    assert_eq!((jpeg.width, jpeg.height), (2000, 1000));
+    assert_eq!(jpeg.source_format, ImageFormat::Png);
+    assert_eq!((renditions.web.width, renditions.web.height), (1600, 800));
+    // The preview still looks like the photo: its mean colour is close to the full size's.
+    let mean = |bytes: &[u8]| {
+        let image = decode_jpeg(bytes).to_rgb8();
+        let sum: u64 = image
+            .pixels()
+            .map(|p| u64::from(p.0[0]) + u64::from(p.0[1]) + u64::from(p.0[2]))
+            .sum();
+        sum / (u64::from(image.width()) * u64::from(image.height()) * 3)
+    };
+    assert!(mean(&jpeg.bytes).abs_diff(mean(&renditions.preview.bytes)) <= 4);
+}
+
+#[test]
+fn renditions_refuse_what_originals_refuse() {
+    assert!(matches!(
+        renditions_of(&pixel_flood_png(), ORIGINAL),
+        Err(ImageProblem::DimensionsTooLarge { .. })
+    ));
+    assert!(renditions_of(&truncated_jpeg(), ORIGINAL).is_err());
+    assert!(matches!(
+        renditions_of(b"<html>", ORIGINAL),
+        Err(ImageProblem::NotAnImage { .. })
+    ));
+}

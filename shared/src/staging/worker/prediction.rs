@@ -13,6 +13,7 @@ use crate::db::jobs::{self, ClaimedJob};
 use crate::models::{ModelSpec, StagingInput};
 use crate::platform::metrics::{self, Counter};
 use crate::staging::prompts;
+use crate::staging::renditions::Photo;
 use crate::staging::vocabulary::Treatment;
 
 /// A lost create is looked for among predictions created since a little before it was sent
@@ -34,7 +35,8 @@ impl Worker {
     ) -> Result<Prediction, Fault> {
         let treatment = job_treatment(job, spec)?;
         // Checked before the paid call: a pixel flood, a truncated file or HTML never reaches it.
-        let (original, format) = self.checked_original(job).await?;
+        let (original, format, original_renditions) = self.checked_original(job).await?;
+        self.store_renditions(job, Photo::Original, original_renditions).await?;
         let config = self.model_config(spec).await?;
         let prompt = prompts::build_prompt(job.room_type, treatment, job.prompt.as_deref());
         // The model reads a copy of exactly the bytes checked above, under a key only the worker

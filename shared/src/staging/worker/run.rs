@@ -14,8 +14,9 @@ use crate::db::jobs::{self, Claim, ClaimedJob, Refund, StagedResult};
 use crate::db::settings;
 use crate::models::{self, ModelSpec};
 use crate::platform::metrics::{self, Amount, Counter};
-use crate::staging::imaging::{self, ImageLimits, ImageProblem};
+use crate::staging::imaging::{self, ImageLimits, ImageProblem, RenditionSize, Renditions};
 use crate::staging::queue::JobMessage;
+use crate::staging::renditions::{self, Photo};
 
 /// `model_used` of images staged by the offline simulator.
 pub const SIMULATOR_MODEL_ID: &str = "realstaging/offline-simulator";
@@ -293,8 +294,9 @@ impl Worker {
         }
     }
 
-    /// Loads and checks the original before anything is paid for; returns its bytes and real format.
-    pub(super) async fn checked_original(&self, job: &ClaimedJob) -> Result<(Vec<u8>, ImageFormat), Fault> {
+    /// Loads and checks the original before anything is paid for; returns its bytes, its real
+    /// format and its renditions (from the same decode).
+    pub(super) async fn checked_original(&self, job: &ClaimedJob) -> Result<(Vec<u8>, ImageFormat, Renditions), Fault> {
         let limits = ImageLimits::ORIGINAL;
         let bytes = match self.storage.get_bounded(&job.original_key, limits.max_bytes).await {
             Ok(Some(bytes)) => bytes,
@@ -314,23 +316,43 @@ impl Worker {
             }
             Err(err) => return Err(Fault::Retryable(format!("reading the original: {err:#}"))),
         };
-        let checked =
-            blocking(move || imaging::inspect_original(&bytes, &limits).map(|checked| (bytes, checked.format))).await?;
+        // One decode serves the check and the original's renditions.
+        let checked = blocking(move || {
+            imaging::inspect_original_with_renditions(&bytes, &limits)
+                .map(|(checked, renditions)| (bytes, checked.format, renditions))
+        })
+        .await?;
         checked.map_err(|problem| unreadable_photo(&problem))
+    }
+
+    /// Stores one photo's renditions; a storage hiccup is worth another try of the job.
+    pub(super) async fn store_renditions(
+        &self,
+        job: &ClaimedJob,
+        photo: Photo,
+        renditions: Renditions,
+    ) -> Result<(), Fault> {
+        renditions::store(&self.storage, job.user_id, job.image_id, photo, renditions)
+            .await
+            .map_err(|err| Fault::Retryable(format!("storing the {} renditions: {err:#}", photo.as_str())))
     }
 
     async fn stage_offline(&self, job: &ClaimedJob) -> Result<(), Fault> {
         let started = Instant::now();
-        let (original, _) = self.checked_original(job).await?;
+        let (original, _, original_renditions) = self.checked_original(job).await?;
+        self.store_renditions(job, Photo::Original, original_renditions).await?;
         let room = job.room_type;
         let treatment = job.treatment().ok_or_else(|| {
             Fault::Permanent(
                 "This image's operation and style do not fit together. Your image allowance was refunded.".into(),
             )
         })?;
-        let staged = blocking(move || imaging::simulated_staging(&original, room, treatment, &ImageLimits::ORIGINAL))
-            .await?
-            .map_err(|problem| unreadable_photo(&problem))?;
+        let (staged, staged_renditions) = blocking(move || {
+            imaging::simulated_staging_with_renditions(&original, room, treatment, &ImageLimits::ORIGINAL)
+        })
+        .await?
+        .map_err(|problem| unreadable_photo(&problem))?;
+        self.store_renditions(job, Photo::Staged, staged_renditions).await?;
         let elapsed_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         self.store_and_complete(job, staged.bytes, SIMULATOR_MODEL_ID, None, Some(elapsed_ms), 0)
             .await
@@ -522,7 +544,7 @@ impl Worker {
                 other => Fault::Retryable(format!("downloading the output: {other}")),
             })?;
         let quality = self.config.jpeg_quality;
-        let jpeg = blocking(move || imaging::reencode_as_jpeg(&bytes, &limits, quality))
+        let (jpeg, staged_renditions) = blocking(move || imaging::reencode_with_renditions(&bytes, &limits, quality))
             .await?
             .map_err(|problem| {
                 Fault::Permanent(format!(
@@ -530,6 +552,7 @@ impl Worker {
                      please try again."
                 ))
             })?;
+        self.store_renditions(job, Photo::Staged, staged_renditions).await?;
         let processing_ms = prediction
             .metrics
             .as_ref()
@@ -557,6 +580,10 @@ impl Worker {
         cost_e4: i64,
     ) -> Result<(), Fault> {
         let key = staged_key(job.user_id, job.image_id);
+        // The original's renditions were stored when its photo was checked, which may have been an
+        // earlier attempt (or before renditions existed: then the reconciler makes them).
+        let original_preview = renditions::key(job.user_id, job.image_id, Photo::Original, RenditionSize::Preview);
+        let renditions = matches!(self.storage.head(&original_preview).await, Ok(Some(_)));
         // Same key on every attempt: storing the result twice is harmless.
         self.storage
             .put(&key, jpeg, "image/jpeg", STAGED_CACHE_CONTROL)
@@ -572,6 +599,7 @@ impl Worker {
                 prediction_id,
                 processing_time_ms,
                 cost_e4,
+                renditions,
             },
         )
         .await?;

@@ -10,6 +10,13 @@
 //!   generated once before any clock starts: 2 MP and 12 MP originals, and one at the 40 MP limit
 //!   `ImageLimits::ORIGINAL` allows. The refusals (pixel flood, truncated JPEG, HTML) are
 //!   timed too, to show that they are refused from the header, before any pixel buffer exists.
+//! * Renditions: `renditions_of` (decode, resize to 1600 and 480 px, two JPEG encodes) on a
+//!   photo-like 12 MP JPEG (the sample with camera-like noise, 2+ MB), and one job's image work
+//!   (the original checked with its renditions, a 2048×1536 result re-encoded with its own).
+//! * libvips, when it and its Python binding are installed (`scripts/bench` installs both): the
+//!   same work on the same files, one thread, timed inside its own process by
+//!   `benches/libvips_reference.py`; each such row is named "libvips: <our row>", and the report
+//!   ends with our median over libvips' for each.
 //! * Job set-up: `shared::staging::prompts::build_prompt` for all 40 room/style pairs, and the default
 //!   model's `validate_config` (of its stored, seeded configuration) and `build_input`.
 //! * Memory: during the image benchmarks a counting global allocator records the peak heap in use
@@ -87,6 +94,8 @@ type IsExpectedRefusal = fn(&ImageProblem) -> bool;
 /// Inputs generated before timing.
 struct Inputs {
     original_12mp: Vec<u8>,
+    /// The 12 MP room with camera-like noise: a JPEG of realistic size (2+ MB), as phones write.
+    photo_like_12mp: Vec<u8>,
     original_2mp: Vec<u8>,
     /// As large as `ImageLimits::ORIGINAL` lets an original be (40 MP).
     original_at_limit: Vec<u8>,
@@ -108,7 +117,24 @@ struct ModelOutput {
 
 struct Generation {
     elapsed: Duration,
+    /// Our medians over libvips' for the same work, when libvips ran.
+    comparisons: Vec<Comparison>,
+    /// The files of one photo-like original and its result, full size and as renditions.
+    grid: Option<GridPhoto>,
 }
+
+/// Bytes of one grid entry: an original beside its staged result.
+struct GridPhoto {
+    original: usize,
+    staged: usize,
+    original_preview: usize,
+    staged_preview: usize,
+    original_web: usize,
+    staged_web: usize,
+}
+
+/// The photos on one grid page the issue measured: a project of 50 listing photos.
+const GRID_PHOTOS: usize = 50;
 
 fn generate_inputs() -> Inputs {
     let original_12mp = samples::room_jpeg(4032, 3024);
@@ -131,7 +157,16 @@ fn generate_inputs() -> Inputs {
             });
         }
     }
+    // What a model returns is a photo too: detail and noise, not flat walls.
+    outputs.push(ModelOutput {
+        label: "photo-like JPEG 2048×1536".into(),
+        bytes: photo_like(&samples::room_jpeg(2048, 1536)),
+        format: ImageFormat::Jpeg,
+        width: 2048,
+        height: 1536,
+    });
     Inputs {
+        photo_like_12mp: photo_like(&original_12mp),
         original_12mp,
         // 2 MP at a phone's 4:3.
         original_2mp: samples::room_jpeg(1632, 1224),
@@ -145,14 +180,150 @@ fn generate_inputs() -> Inputs {
     }
 }
 
+/// The sample decoded, with deterministic noise of ±5 per channel (sensor noise and fine texture,
+/// which a flat synthetic room lacks), re-encoded at quality 92: a 12 MP one is about as large as
+/// a phone's JPEG.
+fn photo_like(jpeg: &[u8]) -> Vec<u8> {
+    let Ok(decoded) = image::load_from_memory(jpeg) else {
+        return Vec::new();
+    };
+    let mut rgb = decoded.to_rgb8();
+    let mut state: u32 = 0x9E37_79B9;
+    for value in rgb.iter_mut() {
+        // xorshift32: cheap, repeatable.
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state % 11) as i16 - 5;
+        *value = (i16::from(*value) + noise).clamp(0, 255) as u8;
+    }
+    let mut out = Vec::new();
+    let encoded = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&rgb);
+    if encoded.is_err() {
+        return Vec::new();
+    }
+    out
+}
+
+/// One piece of work for `benches/libvips_reference.py`: libvips doing what our row `ours` does,
+/// on the same input files.
+struct VipsTask<'a> {
+    ours: String,
+    /// The libvips row's name.
+    name: String,
+    /// A task the script knows: inspect_original, reencode_as_jpeg, renditions_of,
+    /// thumbnail_renditions, job.
+    task: &'static str,
+    inputs: Vec<&'a [u8]>,
+    megapixels: f64,
+    quality: u8,
+}
+
+/// Our median beside libvips' for the same work on the same files.
+struct Comparison {
+    ours: String,
+    libvips: String,
+    ratio: f64,
+}
+
+/// The interpreter with pyvips: BENCH_PYTHON, else the repository's .venv (scripts/bench makes
+/// it), else python3; `None` when none of them can import pyvips.
+fn python_with_pyvips() -> Option<String> {
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_string();
+    let candidates = std::env::var("BENCH_PYTHON")
+        .map(|python| vec![python])
+        .unwrap_or_else(|_| vec![venv, "python3".into()]);
+    candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import pyvips"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
+/// Runs `tasks` in libvips (one thread, in one process, timed there: no process start in the
+/// numbers) and returns a row for each, or `None` when libvips or pyvips is not installed.
+fn libvips_reference(tasks: &[VipsTask<'_>], iterations: usize) -> Result<Option<Vec<Stats>>, String> {
+    let Some(python) = python_with_pyvips() else {
+        eprintln!("  (no libvips comparison: pyvips is not importable; scripts/bench installs libvips and pyvips)");
+        return Ok(None);
+    };
+    let dir = std::env::temp_dir().join(format!("worker-bench-vips-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("libvips: {e}"))?;
+    let mut spec = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        let mut paths = Vec::new();
+        for (i, bytes) in task.inputs.iter().enumerate() {
+            let path = dir.join(format!("{t}-{i}"));
+            std::fs::write(&path, bytes).map_err(|e| format!("libvips: {e}"))?;
+            paths.push(path.display().to_string());
+        }
+        spec.push(serde_json::json!({
+            "name": task.ours, "task": task.task, "inputs": paths, "quality": task.quality,
+        }));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/libvips_reference.py");
+    let mut child = std::process::Command::new(&python)
+        .arg(script)
+        .arg(iterations.to_string())
+        .arg(warmup_for(iterations).to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{python} {script}: {e}"))?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| std::io::Write::write_all(&mut stdin, Value::Array(spec).to_string().as_bytes()));
+    let output = child.wait_with_output().map_err(|e| format!("libvips: {e}"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(Err(e)) = written {
+        return Err(format!("libvips: writing the tasks: {e}"));
+    }
+    if !output.status.success() {
+        return Err(format!("libvips reference failed: {}", output.status));
+    }
+    let answered: Value = serde_json::from_slice(&output.stdout).map_err(|e| format!("libvips: {e}"))?;
+    let rows = answered.as_array().ok_or("libvips: not a list")?;
+    let mut stats = Vec::new();
+    for (task, row) in tasks.iter().zip(rows) {
+        let mut samples: Vec<Duration> = row["samples_ns"]
+            .as_array()
+            .ok_or("libvips: no samples")?
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(Duration::from_nanos)
+            .collect();
+        if samples.len() != iterations {
+            return Err(format!("libvips: {} samples of {}", samples.len(), task.ours));
+        }
+        samples.sort_unstable();
+        let largest = task.inputs.iter().map(|i| i.len()).max().unwrap_or(0);
+        stats.push(Stats {
+            name: task.name.clone(),
+            work: Work::Image {
+                input_bytes: largest,
+                megapixels: Some(task.megapixels),
+            },
+            samples,
+            peak_heap_bytes: None,
+        });
+    }
+    Ok(Some(stats))
+}
+
 fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Generation), String> {
     let started = Instant::now();
     let inputs = generate_inputs();
-    let generation = Generation {
+    let mut generation = Generation {
         elapsed: started.elapsed(),
+        comparisons: Vec::new(),
+        grid: None,
     };
     for (name, bytes) in [
         ("12 MP original", &inputs.original_12mp),
+        ("photo-like 12 MP original", &inputs.photo_like_12mp),
         ("2 MP original", &inputs.original_2mp),
         ("40 MP original", &inputs.original_at_limit),
     ] {
@@ -164,10 +335,17 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
     let original = ImageLimits::ORIGINAL;
     let output = ImageLimits::MODEL_OUTPUT;
     let mut results = Vec::new();
+    // The same work for libvips, run after ours when it is installed.
+    let mut vips_tasks: Vec<VipsTask<'_>> = Vec::new();
 
     // 1. Originals: what every job does before the paid call.
     for (label, bytes, (width, height)) in [
         ("12 MP JPEG 4032×3024", &inputs.original_12mp, (4032, 3024)),
+        (
+            "photo-like 12 MP JPEG 4032×3024",
+            &inputs.photo_like_12mp,
+            (4032, 3024),
+        ),
         ("2 MP JPEG 1632×1224", &inputs.original_2mp, (1632, 1224)),
         (
             "40 MP JPEG 7296×5472 (the limit)",
@@ -191,6 +369,14 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                 Ok(elapsed)
             },
         )?);
+        vips_tasks.push(VipsTask {
+            name: format!("libvips: decode {label}"),
+            ours: format!("inspect_original {label}"),
+            task: "inspect_original",
+            inputs: vec![bytes],
+            megapixels: megapixels(width, height),
+            quality: 0,
+        });
     }
 
     // 2. Refusals: each must be refused, for the right reason, without a decode.
@@ -264,6 +450,14 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                 Ok(elapsed)
             },
         )?);
+        vips_tasks.push(VipsTask {
+            name: format!("libvips: re-encode {label} q{WORKER_JPEG_QUALITY}"),
+            ours: name,
+            task: "reencode_as_jpeg",
+            inputs: vec![bytes],
+            megapixels: megapixels(*width, *height),
+            quality: WORKER_JPEG_QUALITY,
+        });
     }
 
     // 4. The offline simulator on a 12 MP original (scaled to 2048 px on the long side).
@@ -293,6 +487,127 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                 Ok(elapsed)
             },
         )?);
+    }
+
+    // 4b. Renditions (preview 480 px, web 1600 px) of a photo-like 12 MP JPEG: what every job adds
+    //     to its check of the original, and the same again for its result.
+    {
+        let photo = &inputs.photo_like_12mp;
+        let name = format!("renditions_of photo-like 12 MP JPEG ({} KB)", photo.len() / 1000);
+        let check = |renditions: &imaging::Renditions| -> Result<(), String> {
+            let sizes = [
+                (renditions.web.width, renditions.web.height),
+                (renditions.preview.width, renditions.preview.height),
+            ];
+            if sizes != [(1600, 1200), (480, 360)] {
+                return Err(format!("{name}: renditions of {sizes:?}"));
+            }
+            Ok(())
+        };
+        results.push(measure(
+            &name,
+            Work::image(photo, Some(megapixels(4032, 3024))),
+            warmup_for(image_n),
+            image_n,
+            || {
+                let started = Instant::now();
+                let renditions = imaging::renditions_of(black_box(photo), &original);
+                let elapsed = started.elapsed();
+                check(&renditions.map_err(|p| format!("{name}: refused: {p}"))?)?;
+                Ok(elapsed)
+            },
+        )?);
+        for task in ["renditions_of", "thumbnail_renditions"] {
+            vips_tasks.push(VipsTask {
+                name: match task {
+                    "renditions_of" => "libvips: decode, resize to 1600 and 480, encode both (same file)".into(),
+                    _ => "libvips: thumbnail 1600 and 480, shrink-on-load (same file)".into(),
+                },
+                ours: name.clone(),
+                task,
+                inputs: vec![photo],
+                megapixels: megapixels(4032, 3024),
+                quality: 0,
+            });
+        }
+    }
+
+    // 4c. One job's image work, as the worker does it: the original checked with its renditions,
+    //     then the model's output (a 2048×1536 JPEG) re-encoded at q90 with its renditions.
+    {
+        let photo = &inputs.photo_like_12mp;
+        let model_output = inputs
+            .outputs
+            .iter()
+            .find(|o| o.label.starts_with("photo-like"))
+            .ok_or("no photo-like model output")?;
+        let name = "one job: photo-like 12 MP original + photo-like 2048×1536 result, renditions of both";
+        results.push(measure(
+            name,
+            Work::image(photo, Some(megapixels(4032, 3024) + megapixels(2048, 1536))),
+            warmup_for(image_n),
+            image_n,
+            || {
+                let started = Instant::now();
+                let original_done = imaging::inspect_original_with_renditions(black_box(photo), &original);
+                let output_done =
+                    imaging::reencode_with_renditions(black_box(&model_output.bytes), &output, WORKER_JPEG_QUALITY);
+                let elapsed = started.elapsed();
+                let (checked, _) = original_done.map_err(|p| format!("{name}: original refused: {p}"))?;
+                let (jpeg, renditions) = output_done.map_err(|p| format!("{name}: output refused: {p}"))?;
+                check_jpeg(name, &jpeg, ImageFormat::Jpeg, 2048, 1536)?;
+                if (checked.width, renditions.web.width, renditions.preview.width) != (4032, 1600, 480) {
+                    return Err(format!("{name}: unexpected sizes"));
+                }
+                Ok(elapsed)
+            },
+        )?);
+        vips_tasks.push(VipsTask {
+            name: "libvips: the same job's image work (same files)".into(),
+            ours: name.to_string(),
+            task: "job",
+            inputs: vec![photo, &model_output.bytes],
+            megapixels: megapixels(4032, 3024) + megapixels(2048, 1536),
+            quality: WORKER_JPEG_QUALITY,
+        });
+    }
+
+    // 4c'. What a grid of photos downloads: the same original and result, untimed.
+    {
+        let output_bytes = &inputs
+            .outputs
+            .iter()
+            .find(|o| o.label.starts_with("photo-like"))
+            .ok_or("no photo-like model output")?
+            .bytes;
+        let (_, original_renditions) = imaging::inspect_original_with_renditions(&inputs.photo_like_12mp, &original)
+            .map_err(|p| format!("grid: original refused: {p}"))?;
+        let (staged, staged_renditions) = imaging::reencode_with_renditions(output_bytes, &output, WORKER_JPEG_QUALITY)
+            .map_err(|p| format!("grid: output refused: {p}"))?;
+        generation.grid = Some(GridPhoto {
+            original: inputs.photo_like_12mp.len(),
+            staged: staged.bytes.len(),
+            original_preview: original_renditions.preview.bytes.len(),
+            staged_preview: staged_renditions.preview.bytes.len(),
+            original_web: original_renditions.web.bytes.len(),
+            staged_web: staged_renditions.web.bytes.len(),
+        });
+    }
+
+    // 4d. libvips doing the same work on the same files, when it is installed.
+    if let Some(vips_rows) = libvips_reference(&vips_tasks, image_n)? {
+        for (task, theirs) in vips_tasks.iter().zip(vips_rows) {
+            let ours = results
+                .iter()
+                .find(|r| r.name == task.ours)
+                .ok_or_else(|| format!("no row named {}", task.ours))?;
+            generation.comparisons.push(Comparison {
+                ours: task.ours.clone(),
+                libvips: task.task.to_string(),
+                ratio: ours.percentile(50.0).as_secs_f64() / theirs.percentile(50.0).as_secs_f64().max(1e-9),
+            });
+            results.push(theirs);
+        }
     }
 
     // 5. One SQS batch of five 12 MP originals, each message's check on the blocking pool: through
@@ -741,6 +1056,37 @@ fn print_report(results: &[Stats], generation: &Generation, counts: Counts, load
     println!();
     println!("MP/s: megapixels of the input over the p50 (batch rows: all five images over the wall-clock time).");
     println!("heap MiB: the most heap in use at once during the benchmark, above what was in use before it.");
+    if let Some(g) = &generation.grid {
+        let mb = |bytes: usize| bytes as f64 / 1e6;
+        println!();
+        println!("a grid of {GRID_PHOTOS} photos, each photo-like 12 MP original beside its photo-like 2048×1536 result:");
+        println!(
+            "  full-size files: {GRID_PHOTOS} × ({:.0} KB + {:.0} KB) = {:.1} MB",
+            g.original as f64 / 1e3,
+            g.staged as f64 / 1e3,
+            mb(GRID_PHOTOS * (g.original + g.staged))
+        );
+        println!(
+            "  previews:        {GRID_PHOTOS} × ({:.1} KB + {:.1} KB) = {:.2} MB",
+            g.original_preview as f64 / 1e3,
+            g.staged_preview as f64 / 1e3,
+            mb(GRID_PHOTOS * (g.original_preview + g.staged_preview))
+        );
+        println!(
+            "  (web sizes, for listing sites: {:.0} KB and {:.0} KB)",
+            g.original_web as f64 / 1e3,
+            g.staged_web as f64 / 1e3
+        );
+    }
+    if !generation.comparisons.is_empty() {
+        println!();
+        println!("ours / libvips, medians, same files, one thread each (below 1: we are faster):");
+        let width = generation.comparisons.iter().map(|c| c.ours.chars().count()).max().unwrap_or(10);
+        for c in &generation.comparisons {
+            println!("  {:<width$}  vs libvips {:<21} {:>6.2}x", c.ours, c.libvips, c.ratio);
+        }
+        println!("  (libvips thumbnail_renditions shrinks while decoding: less work than a full decode)");
+    }
     match read_status_kib("VmHWM") {
         Some(peak) => println!(
             "peak RSS of the process (VmHWM), inputs included: {:.1} MiB",

@@ -58,6 +58,15 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
+# What cargo needs besides the Rust toolchain: NASM assembles libjpeg-turbo's x86_64 SIMD for
+# the mozjpeg crate (without it the JPEG encoder builds, warns, and runs several times slower).
+# arm64 needs nothing: its NEON code is C and GNU assembly that cc compiles.
+ensure_build_tools() {
+    if [ "$(uname -m)" = "x86_64" ] && ! command -v nasm >/dev/null 2>&1; then
+        apt_install nasm
+    fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # Python tools
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 //! [`image::Limits`], which catches truncated or corrupt data in any format.
 
 mod font;
+mod jpeg;
 mod renditions;
 pub mod samples;
 mod simulate;
@@ -25,7 +26,6 @@ mod tests;
 use std::fmt;
 use std::io::Cursor;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImage};
 
@@ -169,7 +169,7 @@ pub enum ImageProblem {
     TooMuchMemory,
 
     #[error("the picture could not be written as a JPEG")]
-    EncodeFailed(#[source] ImageError),
+    EncodeFailed(#[source] jpeg::EncodeError),
 }
 
 impl ImageProblem {
@@ -434,14 +434,8 @@ fn flatten_onto_white(image: DynamicImage) -> RgbImage {
 }
 
 fn encode_jpeg(rgb: &RgbImage, quality: u8, source_format: ImageFormat) -> Result<Jpeg, ImageProblem> {
-    let mut bytes = Vec::new();
-    // A new encoder writes SOI, the JFIF APP0 segment and the baseline frame: no EXIF or ICC
-    // segments unless asked for, which is how metadata is stripped.
-    JpegEncoder::new_with_quality(&mut bytes, quality.clamp(1, 100))
-        .encode_image(rgb)
-        .map_err(ImageProblem::EncodeFailed)?;
     Ok(Jpeg {
-        bytes,
+        bytes: jpeg::encode(rgb, quality).map_err(ImageProblem::EncodeFailed)?,
         width: rgb.width(),
         height: rgb.height(),
         source_format,

@@ -341,11 +341,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
     // 1. Originals: what every job does before the paid call.
     for (label, bytes, (width, height)) in [
         ("12 MP JPEG 4032×3024", &inputs.original_12mp, (4032, 3024)),
-        (
-            "photo-like 12 MP JPEG 4032×3024",
-            &inputs.photo_like_12mp,
-            (4032, 3024),
-        ),
+        ("photo-like 12 MP JPEG 4032×3024", &inputs.photo_like_12mp, (4032, 3024)),
         ("2 MP JPEG 1632×1224", &inputs.original_2mp, (1632, 1224)),
         (
             "40 MP JPEG 7296×5472 (the limit)",
@@ -1059,7 +1055,9 @@ fn print_report(results: &[Stats], generation: &Generation, counts: Counts, load
     if let Some(g) = &generation.grid {
         let mb = |bytes: usize| bytes as f64 / 1e6;
         println!();
-        println!("a grid of {GRID_PHOTOS} photos, each photo-like 12 MP original beside its photo-like 2048×1536 result:");
+        println!(
+            "a grid of {GRID_PHOTOS} photos, each photo-like 12 MP original beside its photo-like 2048×1536 result:"
+        );
         println!(
             "  full-size files: {GRID_PHOTOS} × ({:.0} KB + {:.0} KB) = {:.1} MB",
             g.original as f64 / 1e3,
@@ -1081,7 +1079,12 @@ fn print_report(results: &[Stats], generation: &Generation, counts: Counts, load
     if !generation.comparisons.is_empty() {
         println!();
         println!("ours / libvips, medians, same files, one thread each (below 1: we are faster):");
-        let width = generation.comparisons.iter().map(|c| c.ours.chars().count()).max().unwrap_or(10);
+        let width = generation
+            .comparisons
+            .iter()
+            .map(|c| c.ours.chars().count())
+            .max()
+            .unwrap_or(10);
         for c in &generation.comparisons {
             println!("  {:<width$}  vs libvips {:<21} {:>6.2}x", c.ours, c.libvips, c.ratio);
         }

@@ -74,7 +74,10 @@ mod tests {
             markers.push(bytes[at + 1]);
             at += 2 + usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
         }
-        assert!(markers.iter().all(|m| [0xE0, 0xDB, 0xC0, 0xC4].contains(m)), "{markers:x?}");
+        assert!(
+            markers.iter().all(|m| [0xE0, 0xDB, 0xC0, 0xC4].contains(m)),
+            "{markers:x?}"
+        );
         let back = image::load_from_memory(&bytes).unwrap();
         assert_eq!((back.width(), back.height()), (37, 23));
         let centre = back.to_rgb8().get_pixel(18, 11).0;
@@ -86,7 +89,9 @@ mod tests {
 
     #[test]
     fn quality_changes_the_size_and_is_clamped() {
-        let rgb = RgbImage::from_fn(256, 256, |x, y| image::Rgb([(x ^ y) as u8, (x * y) as u8, (x + y) as u8]));
+        let rgb = RgbImage::from_fn(256, 256, |x, y| {
+            image::Rgb([(x ^ y) as u8, (x * y) as u8, (x + y) as u8])
+        });
         let low = encode(&rgb, 30).unwrap().len();
         let high = encode(&rgb, 95).unwrap().len();
         assert!(low * 2 < high, "{low} vs {high}");

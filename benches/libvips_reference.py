@@ -14,9 +14,10 @@ worker's functions of the same name, the way libvips does it best):
 
 * inspect_original: decode the whole file into memory, failing on any error.
 * reencode_as_jpeg: decode (streamed), flatten alpha onto white, write a JPEG at `quality`
-  without metadata: 4:2:0 chroma and optimised Huffman tables, as the worker writes.
+  without metadata, 4:2:0 chroma and the standard Huffman tables, as the worker writes results.
 * renditions_of: decode the whole file into memory, resize with Lanczos3 to 1600 px on the long
-  side, write it at Q85, resize that to 480 px, write it at Q78.
+  side, write it at Q85, resize that to 480 px, write it at Q78; renditions, like the worker's,
+  with optimised Huffman tables.
 * thumbnail_renditions: the same two files by libvips' thumbnail, which shrinks while it
   decodes (JPEG DCT scaling): less work than a full decode, so not the same work; shown as the
   best libvips can do, not as the comparison.
@@ -36,8 +37,8 @@ WEB, WEB_Q = 1600, 85
 PREVIEW, PREVIEW_Q = 480, 78
 
 
-def save_jpeg(image, quality):
-    return image.jpegsave_buffer(Q=quality, strip=True, optimize_coding=True, subsample_mode="on")
+def save_jpeg(image, quality, optimize_coding=False):
+    return image.jpegsave_buffer(Q=quality, strip=True, optimize_coding=optimize_coding, subsample_mode="on")
 
 
 def as_rgb(image):
@@ -59,7 +60,7 @@ def fit(image, long_side):
 
 def renditions(image):
     web = fit(image, WEB)
-    return save_jpeg(web, WEB_Q), save_jpeg(fit(web, PREVIEW), PREVIEW_Q)
+    return save_jpeg(web, WEB_Q, True), save_jpeg(fit(web, PREVIEW), PREVIEW_Q, True)
 
 
 def run(task, inputs, quality):
@@ -72,8 +73,8 @@ def run(task, inputs, quality):
         renditions(decode_all(inputs[0]))
     elif task == "thumbnail_renditions":
         web = pyvips.Image.thumbnail_buffer(inputs[0], WEB).copy_memory()
-        save_jpeg(web, WEB_Q)
-        save_jpeg(web.thumbnail_image(PREVIEW), PREVIEW_Q)
+        save_jpeg(web, WEB_Q, True)
+        save_jpeg(web.thumbnail_image(PREVIEW), PREVIEW_Q, True)
     elif task == "job":
         renditions(decode_all(inputs[0]))
         output = decode_all(inputs[1])

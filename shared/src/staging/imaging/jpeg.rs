@@ -4,9 +4,11 @@
 //!
 //! Settings are libjpeg-turbo's (`set_fastest_defaults`), which is also what libvips writes:
 //! baseline, 4:2:0 chroma, the standard quantisation tables scaled by quality. Huffman tables are
-//! optimised for each picture, one extra pass over the coefficients that makes files 5–10 %
-//! smaller, which is what a grid of previews downloads. Only SOI, the JFIF APP0 segment and the
-//! frame are written: no EXIF, XMP or ICC segment, which is how metadata stays stripped.
+//! the standard ones unless the caller asks for [`HuffmanTables::Optimized`]: an extra pass that
+//! makes a detailed photo 1–17 % smaller but its encode 3–4× slower (docs/benchmarks.md), worth
+//! it only for the small renditions that grids download again and again. Only SOI, the JFIF APP0
+//! segment and the frame are written: no EXIF, XMP or ICC segment, which is how metadata stays
+//! stripped.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -22,7 +24,16 @@ const MAX_SIDE: u32 = 65_500;
 #[error("JPEG encoder: {0}")]
 pub struct EncodeError(String);
 
-pub(super) fn encode(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, EncodeError> {
+/// Which Huffman tables a JPEG is written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HuffmanTables {
+    /// The JPEG standard's example tables: one pass, the fastest.
+    Standard,
+    /// Tables computed for this picture: smaller files, a slower encode.
+    Optimized,
+}
+
+pub(super) fn encode(rgb: &RgbImage, quality: u8, huffman: HuffmanTables) -> Result<Vec<u8>, EncodeError> {
     let (width, height) = rgb.dimensions();
     if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(EncodeError(format!(
@@ -37,7 +48,7 @@ pub(super) fn encode(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, EncodeError
         compress.set_fastest_defaults();
         compress.set_size(width as usize, height as usize);
         compress.set_quality(f32::from(quality.clamp(1, 100)));
-        compress.set_optimize_coding(true);
+        compress.set_optimize_coding(huffman == HuffmanTables::Optimized);
         let expected = (width as usize * height as usize) / 4;
         let mut started = compress.start_compress(Vec::with_capacity(expected))?;
         started.write_scanlines(rgb.as_raw())?;
@@ -64,7 +75,7 @@ mod tests {
     #[test]
     fn writes_a_baseline_jfif_without_metadata_that_decodes_to_the_same_size() {
         let rgb = RgbImage::from_fn(37, 23, |x, y| image::Rgb([(x * 6) as u8, (y * 11) as u8, 128]));
-        let bytes = encode(&rgb, 85).unwrap();
+        let bytes = encode(&rgb, 85, HuffmanTables::Standard).unwrap();
         assert_eq!(&bytes[..4], &[0xFF, 0xD8, 0xFF, 0xE0], "SOI then JFIF APP0");
         assert_eq!(&bytes[bytes.len() - 2..], &[0xFF, 0xD9]);
         // Every marker segment before the scan: only APP0, DQT, SOF0 (baseline), DHT, SOS.
@@ -92,16 +103,38 @@ mod tests {
         let rgb = RgbImage::from_fn(256, 256, |x, y| {
             image::Rgb([(x ^ y) as u8, (x * y) as u8, (x + y) as u8])
         });
-        let low = encode(&rgb, 30).unwrap().len();
-        let high = encode(&rgb, 95).unwrap().len();
+        let low = encode(&rgb, 30, HuffmanTables::Standard).unwrap().len();
+        let high = encode(&rgb, 95, HuffmanTables::Standard).unwrap().len();
         assert!(low * 2 < high, "{low} vs {high}");
-        assert_eq!(encode(&rgb, 0).unwrap(), encode(&rgb, 1).unwrap());
+        assert_eq!(
+            encode(&rgb, 0, HuffmanTables::Standard).unwrap(),
+            encode(&rgb, 1, HuffmanTables::Standard).unwrap()
+        );
+    }
+
+    #[test]
+    fn optimized_huffman_tables_make_a_smaller_file_of_the_same_picture() {
+        let rgb = RgbImage::from_fn(320, 240, |x, y| {
+            let v = (x * 7 + y * 13) ^ (x * y);
+            image::Rgb([v as u8, (v >> 2) as u8, (x + y) as u8])
+        });
+        let standard = encode(&rgb, 80, HuffmanTables::Standard).unwrap();
+        let optimized = encode(&rgb, 80, HuffmanTables::Optimized).unwrap();
+        assert!(
+            optimized.len() < standard.len(),
+            "{} vs {}",
+            optimized.len(),
+            standard.len()
+        );
+        // Only the entropy coding differs: both decode to the same pixels.
+        let decode = |bytes: &[u8]| image::load_from_memory(bytes).unwrap().to_rgb8().into_raw();
+        assert_eq!(decode(&standard), decode(&optimized));
     }
 
     #[test]
     fn an_empty_or_oversized_picture_is_an_error_not_a_panic() {
         for (width, height) in [(0, 0), (0, 5), (5, 0), (65_501, 1), (1, 65_501)] {
-            let error = encode(&RgbImage::new(width, height), 80).unwrap_err();
+            let error = encode(&RgbImage::new(width, height), 80, HuffmanTables::Optimized).unwrap_err();
             assert!(error.to_string().contains("pixels a side"), "{error}");
         }
     }

@@ -31,6 +31,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImag
 
 use crate::clients::storage::ImageFormat;
 use crate::staging::vocabulary::{RoomType, Treatment};
+use jpeg::HuffmanTables;
 pub use renditions::{RenditionSize, Renditions, fitted_dimensions};
 use sniff::JpegEnd;
 
@@ -235,7 +236,10 @@ pub fn reencode_with_renditions(
     let decoded = decode(bytes, limits)?;
     let format = decoded.format;
     let rgb = flatten_onto_white(decoded.into_oriented_image());
-    Ok((encode_jpeg(&rgb, quality, format)?, Renditions::of(&rgb, format)?))
+    Ok((
+        encode_jpeg(&rgb, quality, HuffmanTables::Standard, format)?,
+        Renditions::of(&rgb, format)?,
+    ))
 }
 
 /// A model's output (JPEG, PNG or WebP, checked like an original) as a clean baseline JPEG at
@@ -245,7 +249,7 @@ pub fn reencode_as_jpeg(bytes: &[u8], limits: &ImageLimits, quality: u8) -> Resu
     let decoded = decode(bytes, limits)?;
     let format = decoded.format;
     let rgb = flatten_onto_white(decoded.into_oriented_image());
-    encode_jpeg(&rgb, quality, format)
+    encode_jpeg(&rgb, quality, HuffmanTables::Standard, format)
 }
 
 /// The offline simulator's result: the original (checked like any original, at most 2048 px on
@@ -276,7 +280,7 @@ pub fn simulated_staging_with_renditions(
     let mut rgb = flatten_onto_white(image);
     simulate::stage(&mut rgb, room, treatment);
     Ok((
-        encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, format)?,
+        encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, HuffmanTables::Standard, format)?,
         Renditions::of(&rgb, format)?,
     ))
 }
@@ -289,7 +293,7 @@ pub fn disclosed_variant(staged: &[u8], text: &str, limits: &ImageLimits, qualit
     let format = decoded.format;
     let mut rgb = flatten_onto_white(decoded.into_oriented_image());
     crate::sharing::label::burn_label(&mut rgb, text);
-    encode_jpeg(&rgb, quality, format)
+    encode_jpeg(&rgb, quality, HuffmanTables::Standard, format)
 }
 
 struct Decoded {
@@ -433,9 +437,14 @@ fn flatten_onto_white(image: DynamicImage) -> RgbImage {
     })
 }
 
-fn encode_jpeg(rgb: &RgbImage, quality: u8, source_format: ImageFormat) -> Result<Jpeg, ImageProblem> {
+fn encode_jpeg(
+    rgb: &RgbImage,
+    quality: u8,
+    huffman: HuffmanTables,
+    source_format: ImageFormat,
+) -> Result<Jpeg, ImageProblem> {
     Ok(Jpeg {
-        bytes: jpeg::encode(rgb, quality).map_err(ImageProblem::EncodeFailed)?,
+        bytes: jpeg::encode(rgb, quality, huffman).map_err(ImageProblem::EncodeFailed)?,
         width: rgb.width(),
         height: rgb.height(),
         source_format,

@@ -9,7 +9,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-use super::{ImageProblem, Jpeg, encode_jpeg};
+use super::{HuffmanTables, ImageProblem, Jpeg, encode_jpeg};
 use crate::clients::storage::ImageFormat;
 
 /// A rendition's size class.
@@ -66,9 +66,15 @@ impl Renditions {
             preview: encode_jpeg(
                 preview.as_ref().unwrap_or(web_ref),
                 RenditionSize::Preview.quality(),
+                HuffmanTables::Optimized,
                 source_format,
             )?,
-            web: encode_jpeg(web_ref, RenditionSize::Web.quality(), source_format)?,
+            web: encode_jpeg(
+                web_ref,
+                RenditionSize::Web.quality(),
+                HuffmanTables::Optimized,
+                source_format,
+            )?,
         })
     }
 

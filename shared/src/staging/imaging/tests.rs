@@ -494,7 +494,7 @@ fn simulated_staging_checks_its_input_like_an_original() {
 }
 
 fn every_problem() -> Vec<ImageProblem> {
-    let encode_error = super::jpeg::encode(&RgbImage::new(0, 0), 90).unwrap_err();
+    let encode_error = super::jpeg::encode(&RgbImage::new(0, 0), 90, super::jpeg::HuffmanTables::Standard).unwrap_err();
     vec![
         ImageProblem::Empty,
         ImageProblem::NotAnImage { looks_like: None },

@@ -475,6 +475,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
                     black_box(&inputs.original_12mp),
                     room,
                     Treatment::Stage(style),
+                    None,
                     &original,
                 );
                 let elapsed = started.elapsed();

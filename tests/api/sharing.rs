@@ -124,6 +124,39 @@ async fn staged(w: &WorkerApp, sub: &str, project: Uuid, count: u8) -> Vec<Uuid>
     ids
 }
 
+/// The share page shows variations side by side; offline (the simulator, as in scripts/demo)
+/// they must be different pictures too, each drawn from its own seed.
+#[sqlx::test]
+async fn offline_variations_of_one_photo_are_different_pictures(db: PgPool) {
+    let w = spawn_worker_with(db, fast_worker_config(), true).await;
+    let project = w.staging.project(ALICE, "3 Variations Way").await;
+    let ids = staged(&w, ALICE, project, 3).await;
+    let mut pictures = Vec::new();
+    for id in &ids {
+        let key = w.image_row(*id).await.staged_key.expect("a staged photo");
+        let bytes = w
+            .staging
+            .storage
+            .storage
+            .get_bounded(&key, 50 << 20)
+            .await
+            .unwrap()
+            .expect("the staged photo is stored");
+        pictures.push(image::load_from_memory(&bytes).unwrap().to_rgb8());
+    }
+    let seeds: Vec<Option<i64>> = sqlx::query_scalar("SELECT seed FROM images WHERE id = ANY($1) ORDER BY id")
+        .bind(&ids)
+        .fetch_all(w.db())
+        .await
+        .unwrap();
+    assert!(seeds.iter().all(Option::is_some), "{seeds:?}");
+    let different = [(0, 1), (0, 2), (1, 2)]
+        .iter()
+        .filter(|&&(a, b)| pictures[a] != pictures[b])
+        .count();
+    assert!(different >= 2, "offline variations look the same (seeds {seeds:?})");
+}
+
 fn img_sources(html: &str) -> Vec<String> {
     html.split("<img src=\"")
         .skip(1)

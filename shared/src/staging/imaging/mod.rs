@@ -255,13 +255,15 @@ pub fn reencode_as_jpeg(bytes: &[u8], limits: &ImageLimits, quality: u8) -> Resu
 /// The offline simulator's result: the original (checked like any original, at most 2048 px on
 /// the long side) with a style tint, a few flat furniture shapes for the room, and a banner that
 /// reads "SIMULATED STAGING" and the operation, room and style, e.g. "LIVING ROOM / MODERN".
+/// The job's seed arranges the furniture, so variations differ; the same seed, the same picture.
 pub fn simulated_staging(
     original: &[u8],
     room: RoomType,
     treatment: Treatment,
+    seed: Option<i64>,
     limits: &ImageLimits,
 ) -> Result<Jpeg, ImageProblem> {
-    simulated_staging_with_renditions(original, room, treatment, limits).map(|(jpeg, _)| jpeg)
+    simulated_staging_with_renditions(original, room, treatment, seed, limits).map(|(jpeg, _)| jpeg)
 }
 
 /// [`simulated_staging`], with the result's renditions made from the same pixels.
@@ -269,6 +271,7 @@ pub fn simulated_staging_with_renditions(
     original: &[u8],
     room: RoomType,
     treatment: Treatment,
+    seed: Option<i64>,
     limits: &ImageLimits,
 ) -> Result<(Jpeg, Renditions), ImageProblem> {
     let decoded = decode(original, limits)?;
@@ -278,7 +281,7 @@ pub fn simulated_staging_with_renditions(
         image = image.thumbnail(SIMULATION_MAX_SIDE, SIMULATION_MAX_SIDE);
     }
     let mut rgb = flatten_onto_white(image);
-    simulate::stage(&mut rgb, room, treatment);
+    simulate::stage(&mut rgb, room, treatment, seed);
     Ok((
         encode_jpeg(&rgb, SIMULATION_JPEG_QUALITY, HuffmanTables::Standard, format)?,
         Renditions::of(&rgb, format)?,

@@ -25,14 +25,17 @@ pub(super) fn subtitle(room: RoomType, treatment: Treatment) -> String {
 }
 
 /// Stagings get furniture shapes in the style's palette; a declutter only a neutral tint and a
-/// twilight a dusk-blue one, so each operation's stand-in looks different.
-pub(super) fn stage(image: &mut RgbImage, room: RoomType, treatment: Treatment) {
+/// twilight a dusk-blue one, so each operation's stand-in looks different. The job's seed
+/// arranges the furniture (mirrored, moved sideways), so variations of one photo differ offline
+/// as they do from a model; the same seed always draws the same picture.
+pub(super) fn stage(image: &mut RgbImage, room: RoomType, treatment: Treatment, seed: Option<i64>) {
     match treatment.style() {
         Some(style) => {
             let palette = Palette::of(style);
+            let arrangement = Arrangement::of(seed);
             tint(image, palette.tint, 0.14);
             for piece in furniture(room) {
-                draw_piece(image, piece, &palette);
+                draw_piece(image, arrangement.place(piece.0), piece.1, &palette);
             }
             draw_banner(image, &subtitle(room, treatment), palette.accent);
         }
@@ -44,6 +47,44 @@ pub(super) fn stage(image: &mut RgbImage, room: RoomType, treatment: Treatment) 
             tint(image, [235, 235, 230], 0.2);
             draw_banner(image, &subtitle(room, treatment), [150, 150, 150]);
         }
+    }
+}
+
+/// Where a seed puts the furniture: mirrored left to right or not, then moved sideways by up to
+/// 6 % of the width. No seed: as drawn in [`furniture`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Arrangement {
+    mirrored: bool,
+    shift_percent: i16,
+}
+
+impl Arrangement {
+    const MAX_SHIFT: i16 = 6;
+
+    fn of(seed: Option<i64>) -> Arrangement {
+        let Some(seed) = seed else {
+            return Arrangement {
+                mirrored: false,
+                shift_percent: 0,
+            };
+        };
+        // Seeds are often consecutive: spread them before taking bits (splitmix64's finaliser).
+        let mut z = seed as u64;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let span = (2 * Self::MAX_SHIFT + 1) as u64;
+        Arrangement {
+            mirrored: z & 1 == 1,
+            shift_percent: ((z >> 1) % span) as i16 - Self::MAX_SHIFT,
+        }
+    }
+
+    /// A piece's box (percent: x0, y0, x1, y1) as this arrangement places it.
+    fn place(self, [x0, y0, x1, y1]: [u8; 4]) -> [u8; 4] {
+        let (x0, x1) = if self.mirrored { (100 - x1, 100 - x0) } else { (x0, x1) };
+        let moved = |x: u8| (i16::from(x) + self.shift_percent).clamp(0, 100) as u8;
+        [moved(x0), y0, moved(x1), y1]
     }
 }
 
@@ -203,12 +244,11 @@ fn blend(under: [u8; 3], over: [u8; 3], amount: f32) -> [u8; 3] {
     out
 }
 
-fn draw_piece(image: &mut RgbImage, piece: &Piece, palette: &Palette) {
+fn draw_piece(image: &mut RgbImage, [x0, y0, x1, y1]: [u8; 4], tone: Tone, palette: &Palette) {
     let (width, height) = image.dimensions();
-    let [x0, y0, x1, y1] = piece.0;
     let at = |percent: u8, of: u32| (u64::from(percent) * u64::from(of) / 100) as u32;
     let (x0, y0, x1, y1) = (at(x0, width), at(y0, height), at(x1, width), at(y1, height));
-    let fill = palette.color(piece.1);
+    let fill = palette.color(tone);
     let edge = blend(fill, [0, 0, 0], 0.35);
     let outline = (width.min(height) / 300).max(1);
     for y in y0..y1.min(height) {
@@ -302,7 +342,7 @@ mod tests {
             for room in RoomType::ALL {
                 for treatment in all_treatments() {
                     let mut image = RgbImage::from_pixel(width, height, Rgb([128, 128, 128]));
-                    stage(&mut image, *room, treatment);
+                    stage(&mut image, *room, treatment, Some(i64::from(width) - 100));
                 }
             }
         }
@@ -311,7 +351,7 @@ mod tests {
     #[test]
     fn banner_is_dark_with_light_text_and_pieces_change_the_floor() {
         let mut image = RgbImage::from_pixel(640, 427, Rgb([200, 200, 200]));
-        stage(&mut image, RoomType::LivingRoom, Treatment::Stage(Style::Modern));
+        stage(&mut image, RoomType::LivingRoom, Treatment::Stage(Style::Modern), None);
         assert_eq!(image.get_pixel(1, 1), &Rgb([22, 22, 26]));
         let banner_height = (0..427).find(|&y| image.get_pixel(1, y) != &Rgb([22, 22, 26])).unwrap();
         let white_text = (0..banner_height).any(|y| (0..640).any(|x| image.get_pixel(x, y) == &Rgb([255, 255, 255])));
@@ -323,5 +363,33 @@ mod tests {
             tinted_only,
             "the sofa should cover the middle"
         );
+    }
+
+    #[test]
+    fn seeds_arrange_the_furniture_and_the_same_seed_draws_the_same_picture() {
+        let draw = |seed: Option<i64>| {
+            let mut image = RgbImage::from_pixel(400, 300, Rgb([200, 200, 200]));
+            stage(&mut image, RoomType::Bedroom, Treatment::Stage(Style::Modern), seed);
+            image
+        };
+        assert_eq!(draw(Some(42)), draw(Some(42)));
+        assert_eq!(draw(None), draw(None));
+        // Variations get consecutive or random seeds: most pairs must look different.
+        let pictures: Vec<RgbImage> = (1..=8).map(|seed| draw(Some(seed))).collect();
+        let distinct = (0..pictures.len())
+            .flat_map(|a| (a + 1..pictures.len()).map(move |b| (a, b)))
+            .filter(|&(a, b)| pictures[a] != pictures[b])
+            .count();
+        assert!(distinct >= 24, "only {distinct} of 28 pairs differ");
+        let arrangements: Vec<Arrangement> = (1..=8).map(|seed| Arrangement::of(Some(seed))).collect();
+        assert!(arrangements.iter().any(|a| a.mirrored) && arrangements.iter().any(|a| !a.mirrored));
+        for seed in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let a = Arrangement::of(Some(seed));
+            assert!(a.shift_percent.abs() <= Arrangement::MAX_SHIFT, "{a:?}");
+            for piece in [[0, 0, 100, 100], [18, 84, 82, 95], [84, 50, 85, 80]] {
+                let [x0, _, x1, _] = a.place(piece);
+                assert!(x0 <= x1 && x1 <= 100, "{a:?} {piece:?}");
+            }
+        }
     }
 }

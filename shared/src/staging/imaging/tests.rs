@@ -439,6 +439,7 @@ fn simulated_staging_labels_the_original() {
             &original,
             RoomType::LivingRoom,
             Treatment::Stage(Style::Modern),
+            None,
             ORIGINAL,
         )
         .unwrap();
@@ -464,6 +465,7 @@ fn simulated_staging_downscales_large_originals() {
         &room_jpeg(2200, 550),
         RoomType::Bedroom,
         Treatment::Stage(Style::Scandinavian),
+        Some(7),
         ORIGINAL,
     )
     .unwrap();
@@ -474,8 +476,15 @@ fn simulated_staging_downscales_large_originals() {
 
 #[test]
 fn simulated_staging_checks_its_input_like_an_original() {
-    let simulate =
-        |bytes: &[u8]| simulated_staging(bytes, RoomType::Kitchen, Treatment::Stage(Style::Industrial), ORIGINAL);
+    let simulate = |bytes: &[u8]| {
+        simulated_staging(
+            bytes,
+            RoomType::Kitchen,
+            Treatment::Stage(Style::Industrial),
+            None,
+            ORIGINAL,
+        )
+    };
     assert!(matches!(
         simulate(&pixel_flood_png()),
         Err(ImageProblem::DimensionsTooLarge { .. })
@@ -670,6 +679,7 @@ fn mutated_and_garbage_inputs_never_panic() {
                     &bytes,
                     RoomType::Outdoor,
                     Treatment::Stage(Style::Traditional),
+                    Some(round),
                     ORIGINAL,
                 );
             }

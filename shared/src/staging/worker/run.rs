@@ -347,8 +347,9 @@ impl Worker {
                 "This image's operation and style do not fit together. Your image allowance was refunded.".into(),
             )
         })?;
+        let seed = job.seed;
         let (staged, staged_renditions) = blocking(move || {
-            imaging::simulated_staging_with_renditions(&original, room, treatment, &ImageLimits::ORIGINAL)
+            imaging::simulated_staging_with_renditions(&original, room, treatment, seed, &ImageLimits::ORIGINAL)
         })
         .await?
         .map_err(|problem| unreadable_photo(&problem))?;

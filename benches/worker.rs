@@ -136,6 +136,16 @@ struct GridPhoto {
 /// The photos on one grid page the issue measured: a project of 50 listing photos.
 const GRID_PHOTOS: usize = 50;
 
+impl Inputs {
+    /// The photo-like 2048×1536 JPEG among the model outputs: what a job's result is like.
+    fn photo_like_output(&self) -> Result<&ModelOutput, String> {
+        self.outputs
+            .iter()
+            .find(|o| o.label.starts_with("photo-like"))
+            .ok_or_else(|| "no photo-like model output".to_string())
+    }
+}
+
 fn generate_inputs() -> Inputs {
     let original_12mp = samples::room_jpeg(4032, 3024);
     // An interrupted upload of the same photo: the refusal must not cost a 12 MP decode.
@@ -533,11 +543,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
     //     then the model's output (a 2048×1536 JPEG) re-encoded at q90 with its renditions.
     {
         let photo = &inputs.photo_like_12mp;
-        let model_output = inputs
-            .outputs
-            .iter()
-            .find(|o| o.label.starts_with("photo-like"))
-            .ok_or("no photo-like model output")?;
+        let model_output = inputs.photo_like_output()?;
         let name = "one job: photo-like 12 MP original + photo-like 2048×1536 result, renditions of both";
         results.push(measure(
             name,
@@ -571,12 +577,7 @@ fn run(image_n: usize, micro_n: usize, batch_n: usize) -> Result<(Vec<Stats>, Ge
 
     // 4c'. What a grid of photos downloads: the same original and result, untimed.
     {
-        let output_bytes = &inputs
-            .outputs
-            .iter()
-            .find(|o| o.label.starts_with("photo-like"))
-            .ok_or("no photo-like model output")?
-            .bytes;
+        let output_bytes = &inputs.photo_like_output()?.bytes;
         let (_, original_renditions) = imaging::inspect_original_with_renditions(&inputs.photo_like_12mp, &original)
             .map_err(|p| format!("grid: original refused: {p}"))?;
         let (staged, staged_renditions) = imaging::reencode_with_renditions(output_bytes, &output, WORKER_JPEG_QUALITY)
